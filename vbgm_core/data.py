@@ -17,11 +17,13 @@ import numpy as np
 
 from .errors import InputError, VbgmError
 from .files import atomic_dir
+from .music.instruments import mask_of
 from .music.tokenizer import (ATTRIBUTES, MAX_STRENGTH, TICKS_PER_BAR, VOCAB_SIZES, CPTokenizer,
                               bar_densities, onset_strengths)
 
 FORMAT_VERSION = 1
 MIDI_SUFFIXES = {".mid", ".midi", ".kar"}
+DRUMS_ONLY = mask_of(["drums"])
 INDEX_COLUMNS = ("song", "path", "genre", "genre_id", "instruments", "offset", "length",
                  "n_bars", "tempo_bpm", "split")
 
@@ -56,7 +58,10 @@ def _encode_one(job):
     """Worker: (abs path, rel path, genre) → (rel, genre, song or None, error or None)."""
     path, rel, genre = job
     try:
-        return rel, genre, CPTokenizer().encode(path), None
+        song = CPTokenizer().encode(path)
+        if song.instruments == DRUMS_ONLY:
+            return rel, genre, None, f"{path}: drums only (no pitched track to learn from)"
+        return rel, genre, song, None
     except VbgmError as e:
         return rel, genre, None, str(e)
     except Exception as e:  # one odd file must never stop the batch

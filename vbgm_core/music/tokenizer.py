@@ -28,6 +28,9 @@ TICKS_PER_BAR = 16          # 4/4 only
 MAX_STRENGTH = 24           # notes kept per tick (more are dropped, highest pitches first)
 MAX_DURATION = 32           # ticks (two bars); longer notes are cut
 TIMING_BINS = 100           # beat-timing encoding M_t (METHOD.md §3): values 0..100
+# Meters read on the 4/4 grid: 1/4 and 2/4 have the same quarter-note pulse, regrouped by four
+# beats (POP909, for one, marks its 4/4 songs 1/4 or 2/4). Other meters are refused.
+GRID_METERS = (1, 2, 4)
 MAX_BARS = 1024             # ~34 min at 120 BPM: longer files are treated as broken
 
 VOCAB_SIZES = (
@@ -88,14 +91,14 @@ class CPTokenizer:
         folds GM programs into the five groups (instruments.py), drops the leading silence.
 
         Raises:
-            InputError: unreadable file, no notes, a time signature other than 4/4, too long.
+            InputError: unreadable file, no notes, a meter other than 4/4 (1/4, 2/4), too long.
         """
         name = str(midi) if not isinstance(midi, miditoolkit.MidiFile) else "<MidiFile>"
         midi = _load(midi, name)
         for ts in midi.time_signature_changes:
-            if (ts.numerator, ts.denominator) != (4, 4):
+            if ts.denominator != 4 or ts.numerator not in GRID_METERS:
                 raise InputError(f"{name}: time signature {ts.numerator}/{ts.denominator} "
-                                 "(only 4/4 is supported)")
+                                 "(only 4/4, or 1/4 and 2/4 read as 4/4, is supported)")
         scale = TICKS_PER_BEAT / midi.ticks_per_beat
         # (tick, group id, pitch) -> duration in ticks; duplicates keep the longest.
         notes = {}
