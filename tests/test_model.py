@@ -1,0 +1,187 @@
+"""The CMT and its attention: parallel = recurrent, backends agree, configs, weight files."""
+
+import os
+
+import pytest
+import torch
+
+from vbgm_core.errors import InputError, ModelLoadError
+from vbgm_core.model import CMT, ModelConfig, load_config, masked_losses
+from vbgm_core.model.attention import CausalLinearAttention, chunked_causal_product, feature_map
+from vbgm_core.model.checkpoint import load_model, save_model
+
+TINY = dict(n_layers=2, n_heads=2, d_model=32, d_ff=64, dropout=0.0, n_genres=4,
+            emb_sizes=dict(type=4, beat=4, density=4, strength=4, instrument=4, pitch=8, duration=4))
+
+
+def random_batch(cfg, B=2, L=37, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.stack([torch.randint(0, v, (B, L), generator=g) for v in cfg.vocab_sizes], -1)
+    beat = torch.cumsum(torch.randint(0, 2, (B, L), generator=g), 1) + 1990  # long songs too
+    timing = torch.randint(0, 101, (B, L), generator=g)
+    genre = torch.randint(0, cfg.n_genres, (B,), generator=g)
+    instruments = torch.randint(0, 2, (B, 5), generator=g)
+    return tokens, beat, timing, genre, instruments
+
+
+def tiny_model(seed=0, **overrides):
+    torch.manual_seed(seed)
+    return CMT(ModelConfig(**{**TINY, **overrides})).eval()
+
+
+def reference_linear_attention(q, k, v, eps=1e-6):
+    """O(L^2) masked form of causal linear attention, for checking the fast forms."""
+    scores = torch.einsum("bhle,bhme->bhlm", q, k).tril()
+    return scores @ v / (scores.sum(-1, keepdim=True) + eps)
+
+
+@pytest.mark.parametrize("L,chunk", [(1, 4), (5, 4), (64, 16), (70, 64)])
+def test_chunked_attention_equals_quadratic_reference(L, chunk):
+    g = torch.Generator().manual_seed(L)
+    q, k = (feature_map(torch.randn(2, 3, L, 8, generator=g)) for _ in range(2))
+    v = torch.randn(2, 3, L, 5, generator=g)
+    num, den = chunked_causal_product(q, k, v, chunk)
+    torch.testing.assert_close(num / (den.unsqueeze(-1) + 1e-6), reference_linear_attention(q, k, v),
+                               atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("chunk", [4, 8, 64])
+def test_recurrent_generation_equals_parallel_forward(chunk):
+    model = tiny_model(chunk_size=chunk)
+    tokens, beat, timing, genre, instruments = batch = random_batch(model.cfg)
+    with torch.no_grad():
+        out = model(*batch)
+    state = model.start(genre, instruments)
+    for i in range(tokens.shape[1]):
+        torch.testing.assert_close(model.type_logits(state.hidden), out["type"][:, i],
+                                   atol=1e-5, rtol=1e-5)
+        attrs = model.attribute_logits(state.hidden, tokens[:, i, 0])
+        for name, logits in attrs.items():
+            torch.testing.assert_close(logits, out[name][:, i], atol=1e-5, rtol=1e-5)
+        model.step(state, tokens[:, i], beat[:, i], timing[:, i])
+    assert state.n_tokens == tokens.shape[1] + 2
+
+
+def test_fast_transformers_backend_matches_torch_backend():
+    try:
+        import fast_transformers.causal_product  # noqa: F401
+    except ImportError:
+        if os.environ.get("VBGM_REQUIRE_FAST"):
+            raise
+        pytest.skip("pytorch-fast-transformers not installed (scripts/install_fast_transformers.sh)")
+    torch_model = tiny_model(attention="torch", chunk_size=8)
+    fast_model = tiny_model(attention="fast")
+    fast_model.load_state_dict(torch_model.state_dict())
+    batch = random_batch(torch_model.cfg, L=100)
+    with torch.no_grad():
+        a, b = torch_model(*batch), fast_model(*batch)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-5)
+    # Gradients agree too (the fast kernel has its own backward).
+    torch_model.train(), fast_model.train()
+    for m in (torch_model, fast_model):
+        losses, _ = masked_losses(m(*batch), batch[0])
+        sum(losses.values()).backward()
+    for (n, p), (_, q) in zip(torch_model.named_parameters(), fast_model.named_parameters()):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-4, rtol=1e-4, msg=n)
+
+
+def test_attention_step_state_is_constant_size():
+    attn = CausalLinearAttention(16, 2)
+    out, state = attn.step(torch.randn(3, 16), None)
+    sizes = [t.shape for t in state]
+    for _ in range(10):
+        out, state = attn.step(torch.randn(3, 16), state)
+    assert [t.shape for t in state] == sizes == [(3, 2, 8, 8), (3, 2, 8)]
+
+
+def test_conditioning_reaches_the_first_prediction():
+    model = tiny_model()
+    tokens, beat, timing, genre, instruments = random_batch(model.cfg)
+    with torch.no_grad():
+        a = model(tokens, beat, timing, torch.tensor([0, 0]), instruments)["type"]
+        b = model(tokens, beat, timing, torch.tensor([1, 1]), instruments)["type"]
+        c = model(tokens, beat, timing, torch.tensor([0, 0]), 1 - instruments)["type"]
+    assert not torch.allclose(a[:, 0], b[:, 0]) and not torch.allclose(a[:, 0], c[:, 0])
+
+
+def test_masked_loss_ignores_attributes_the_target_type_does_not_use():
+    model = tiny_model()
+    batch = random_batch(model.cfg, B=1, L=4)
+    tokens = batch[0]
+    tokens[0, :, 0] = torch.tensor([1, 2, 3, 0])       # bar, beat, note, pad
+    logits = model(*batch)
+    losses, counts = masked_losses(logits, tokens)
+    assert {a: int(n) for a, n in counts.items()} == {
+        "type": 3, "beat": 1, "density": 2, "strength": 1, "instrument": 1, "pitch": 1,
+        "duration": 1}
+    # Pitch logits at the bar, beat and pad positions do not matter.
+    logits["pitch"] = logits["pitch"].clone()
+    logits["pitch"][0, [0, 1, 3]] += torch.randn(3, 129) * 10
+    assert torch.equal(masked_losses(logits, tokens)[0]["pitch"], losses["pitch"])
+
+
+def test_save_load_gives_identical_outputs(tmp_path):
+    model = tiny_model()
+    batch = random_batch(model.cfg)
+    save_model(tmp_path / "m.safetensors", model, {"genres": ["a", "b", "c", "d"]})
+    loaded, extra = load_model(tmp_path / "m.safetensors")
+    assert extra == {"genres": ["a", "b", "c", "d"]} and loaded.cfg == model.cfg
+    with torch.no_grad():
+        a, b = model(*batch), loaded(*batch)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_load_model_rejects_bad_files(tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_model(path, tiny_model())
+    data = path.read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match="cut.safetensors"):
+        load_model(tmp_path / "cut.safetensors")
+    (tmp_path / "junk.safetensors").write_text("not a model")
+    with pytest.raises(ModelLoadError, match="junk.safetensors"):
+        load_model(tmp_path / "junk.safetensors")
+    with pytest.raises(ModelLoadError, match="not found"):
+        load_model(tmp_path / "missing.safetensors")
+    # Weights of another shape under this config's name: refused, not partially loaded.
+    from safetensors.torch import save_file
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    other = tiny_model(d_model=48).state_dict()
+    save_file({k: v.contiguous() for k, v in other.items()}, str(tmp_path / "x.safetensors"), meta)
+    with pytest.raises(ModelLoadError, match="do not match"):
+        load_model(tmp_path / "x.safetensors")
+
+
+def test_presets_load_and_paper_has_the_papers_sizes():
+    model_cfg, train_cfg = load_config("paper")
+    assert (model_cfg.n_layers, model_cfg.n_heads, model_cfg.d_model, model_cfg.d_ff,
+            model_cfg.dropout) == (12, 8, 512, 2048, 0.1)
+    order = ("type", "beat", "density", "strength", "pitch", "duration", "instrument")
+    assert tuple(model_cfg.emb_sizes[a] for a in order) == (32, 64, 64, 64, 512, 128, 32)
+    for name in ("debug", "default"):
+        m, t = load_config(name)
+        assert m.d_model < model_cfg.d_model and t.max_steps > 0
+
+
+@pytest.mark.parametrize("text,match", [
+    ("model:\n  n_layer: 2\n", "unknown key 'n_layer'"),
+    ("model:\n  d_model: '64'\n", "d_model must be int"),
+    ("train:\n  lr: fast\n", "lr must be float"),
+    ("train:\n  batch_size: true\n", "batch_size must be int"),
+    ("optim:\n  lr: 1\n", "unknown section"),
+    ("model: [1, 2\n", "not valid YAML"),
+    ("model:\n  emb_sizes: {type: 8}\n", "emb_sizes needs exactly"),
+])
+def test_bad_config_files_are_clear_errors(tmp_path, text, match):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=match):
+        load_config(path)
+
+
+def test_unknown_preset_names_the_presets():
+    with pytest.raises(InputError, match="debug, default, paper"):
+        load_config("huge")
