@@ -1,0 +1,274 @@
+"""Rendering with the real synthesizer and SoundFont, muxing into real clips with real ffmpeg."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import miditoolkit
+import numpy as np
+import pytest
+
+from vbgm_core import render
+from vbgm_core.errors import InputError, RenderError
+
+SR = 22050
+
+
+def _song(bpm=120.0, bars=4):
+    """Piano chords, a bass line and a kick/snare drum track, built here (no fixture file)."""
+    midi = miditoolkit.MidiFile(ticks_per_beat=480)
+    midi.tempo_changes = [miditoolkit.TempoChange(bpm, 0)]
+    piano = miditoolkit.Instrument(0, name="Piano")
+    drums = miditoolkit.Instrument(0, is_drum=True, name="Drums")
+    bass = miditoolkit.Instrument(33, name="")  # unnamed: stem named after its group
+    for beat in range(4 * bars):
+        t = beat * 480
+        for pitch in (60, 64, 67):
+            piano.notes.append(miditoolkit.Note(70, pitch + beat % 3, t, t + 440))
+        drums.notes.append(miditoolkit.Note(110, 36 if beat % 2 == 0 else 38, t, t + 60))
+        bass.notes.append(miditoolkit.Note(90, 36 + beat % 5, t, t + 460))
+    midi.instruments = [piano, drums, bass]
+    midi.max_tick = 4 * bars * 480
+    return midi
+
+
+@pytest.fixture(scope="module")
+def mix():
+    return render.render_audio(_song(), sample_rate=SR, duration_s=6.0)
+
+
+@pytest.fixture(scope="module")
+def videos():
+    path = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
+    if not (path / "bikes.mp4").is_file():
+        pytest.skip(f"shared clips not found at {path}")
+    return path
+
+
+def _streams(path):
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
+                          "stream=codec_type,codec_name,duration,avg_frame_rate", "-of", "json",
+                          str(path)], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["streams"]
+
+
+def _decoded_audio(path):
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1",
+                          "-ar", "8000", "-f", "f32le", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(out, np.float32)
+
+
+def _video_md5(path):
+    """Checksum of the first video stream's compressed packets (equal = stream copied)."""
+    return subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy",
+                           "-f", "md5", "-"], capture_output=True, text=True, check=True).stdout
+
+
+def _sha(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# --- synthesis ---------------------------------------------------------------------------------
+
+def test_render_exact_length_stereo_not_silent(mix):
+    assert mix.dtype == np.float32 and mix.shape == (6 * SR, 2)
+    assert np.sqrt(np.mean(mix ** 2)) > 0.02
+    assert np.abs(mix).max() <= 0.98
+
+
+def test_render_fades_reach_zero(mix):
+    assert np.abs(mix[0]).max() < 1e-6 and np.abs(mix[-1]).max() < 1e-6
+    # the fade-out (1 s) is shaped: its last 50 ms are much quieter than the music before it
+    assert np.abs(mix[-SR // 20:]).max() < 0.2 * np.abs(mix[-2 * SR:-SR]).max()
+
+
+def test_render_deterministic(mix):
+    again = render.render_audio(_song(), sample_rate=SR, duration_s=6.0)
+    assert np.array_equal(mix, again)
+
+
+def test_render_default_length_follows_tempo():
+    # 4 bars at 60 BPM = 16 s of notes, plus the release tail
+    audio = render.render_audio(_song(bpm=60.0), sample_rate=SR)
+    last_end_s = (15 * 480 + 460) / 480
+    assert len(audio) == round((last_end_s + render.TAIL_S) * SR)
+
+
+def test_tempo_change_moves_onset():
+    midi = miditoolkit.MidiFile(ticks_per_beat=480)
+    # 120 BPM for 2 beats (1 s), then 60 BPM: tick 4*480 is at 1 s + 2 s = 3 s
+    midi.tempo_changes = [miditoolkit.TempoChange(120.0, 0), miditoolkit.TempoChange(60.0, 960)]
+    inst = miditoolkit.Instrument(0, is_drum=True, name="drums")
+    inst.notes.append(miditoolkit.Note(127, 38, 4 * 480, 4 * 480 + 60))
+    midi.instruments = [inst]
+    audio = render.render_audio(midi, sample_rate=SR, duration_s=4.0, fade_in_s=0, fade_out_s=0)
+    onset = np.argmax(np.abs(audio).max(axis=1) > 0.01) / SR
+    assert abs(onset - 3.0) < 0.01
+
+
+def test_stems_one_per_track_equal_length(tmp_path):
+    paths = render.render_stems(_song(), tmp_path / "stems", sample_rate=SR, duration_s=5.0)
+    assert sorted(paths) == ["bass", "drums", "piano"]
+    signals = {}
+    for name, path in paths.items():
+        with wave.open(str(path)) as w:
+            assert (w.getnchannels(), w.getframerate(), w.getnframes()) == (2, SR, 5 * SR)
+            signals[name] = np.frombuffer(w.readframes(w.getnframes()), "<i2") / 32768
+    assert all(np.sqrt(np.mean(s ** 2)) > 0.005 for s in signals.values())  # drums included
+
+
+def _centroid_hz(is_drum, pitch):
+    midi = miditoolkit.MidiFile(ticks_per_beat=480)
+    inst = miditoolkit.Instrument(0, is_drum=is_drum)
+    inst.notes.append(miditoolkit.Note(110, pitch, 0, 240))
+    midi.instruments = [inst]
+    mono = render.render_audio(midi, sample_rate=SR, duration_s=1.0).mean(axis=1)
+    spectrum = np.abs(np.fft.rfft(mono))
+    return (spectrum * np.fft.rfftfreq(len(mono), 1 / SR)).sum() / spectrum.sum()
+
+
+def test_drum_track_plays_the_drum_kit():
+    # key 42 is a closed hi-hat on the drum kit, but a low F# on a piano
+    assert _centroid_hz(True, 42) > 3000
+    assert _centroid_hz(False, 42) < 2000
+
+
+def test_stems_refuse_existing_folder(tmp_path):
+    (tmp_path / "stems").mkdir()
+    with pytest.raises(InputError, match="exists"):
+        render.render_stems(_song(), tmp_path / "stems", sample_rate=SR, duration_s=1.0)
+
+
+def test_write_wav_roundtrip_and_refuses_existing(tmp_path, mix):
+    path = render.write_wav(mix, SR, tmp_path / "a.wav")
+    with wave.open(str(path)) as w:
+        data = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2) / 32767
+    assert np.abs(data - mix).max() < 1e-4
+    with pytest.raises(InputError, match="exists"):
+        render.write_wav(mix, SR, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav"]  # no temporaries left
+
+
+# --- SoundFont and synthesizer errors ----------------------------------------------------------
+
+def test_missing_soundfont_named(tmp_path):
+    missing = tmp_path / "nope.sf2"
+    with pytest.raises(RenderError, match="nope.sf2"):
+        render.render_audio(_song(), soundfont=missing)
+
+
+def test_soundfont_env_variable(tmp_path, monkeypatch):
+    font = render.find_soundfont()
+    monkeypatch.setenv("VBGM_SOUNDFONT", str(font))
+    assert render.find_soundfont() == font
+    monkeypatch.setenv("VBGM_SOUNDFONT", str(tmp_path / "gone.sf2"))
+    with pytest.raises(RenderError, match="gone.sf2"):
+        render.find_soundfont()
+
+
+def test_unloadable_soundfont(tmp_path):
+    bad = tmp_path / "bad.sf2"
+    bad.write_bytes(b"not a soundfont")
+    with pytest.raises(RenderError, match="bad.sf2"):
+        render.render_audio(_song(), sample_rate=SR, soundfont=bad)
+
+
+def test_no_synth_library_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "fluidsynth", None)  # as if it could not be imported
+    with pytest.raises(RenderError, match="libfluidsynth3.*--midi"):
+        render.render_audio(_song(), sample_rate=SR)
+
+
+# --- muxing ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def music_wav(tmp_path_factory, mix):
+    return render.write_wav(mix, SR, tmp_path_factory.mktemp("wav") / "music.wav")
+
+
+def _check_av(path, expected_s):
+    streams = _streams(path)
+    kinds = sorted(s["codec_type"] for s in streams)
+    assert kinds == ["audio", "video"]
+    v = next(s for s in streams if s["codec_type"] == "video")
+    a = next(s for s in streams if s["codec_type"] == "audio")
+    num, den = map(float, v["avg_frame_rate"].split("/"))
+    frame = den / num
+    assert abs(float(v["duration"]) - expected_s) <= frame
+    assert abs(float(a["duration"]) - float(v["duration"])) <= frame
+    return v, a
+
+
+def test_mux_replace_copies_video(videos, music_wav, tmp_path):
+    src = videos / "bikes.mp4"
+    before = _sha(src)
+    out = render.mux(src, music_wav, tmp_path / "out.mp4")  # 6 s WAV padded to the 10 s clip
+    v, a = _check_av(out, render.media_duration(src, "video"))
+    assert v["codec_name"] == "h264" and a["codec_name"] == "aac"
+    assert _sha(src) == before
+    assert _video_md5(out) == _video_md5(src)
+    assert np.sqrt(np.mean(_decoded_audio(out)[: 8000 * 5] ** 2)) > 0.01
+
+
+def test_mux_mix_keeps_original_audio(videos, tmp_path):
+    src = videos / "bigbuckbunny.mp4"
+    silent = render.write_wav(np.zeros((SR * 6, 2), np.float32), SR, tmp_path / "silence.wav")
+    mixed = render.mux(src, silent, tmp_path / "mixed.mp4", mode="mix")
+    replaced = render.mux(src, silent, tmp_path / "replaced.mp4", mode="replace")
+    _check_av(mixed, render.media_duration(src, "video"))
+    original_rms = np.sqrt(np.mean(_decoded_audio(src) ** 2))
+    assert original_rms > 0.01
+    assert np.sqrt(np.mean(_decoded_audio(mixed) ** 2)) > 0.5 * original_rms
+    assert np.abs(_decoded_audio(replaced)).max() < 1e-3
+
+
+def test_mux_mix_without_audio_falls_back_to_music(videos, music_wav, tmp_path):
+    out = render.mux(videos / "bikes.mp4", music_wav, tmp_path / "out.mp4", mode="mix")
+    _check_av(out, 10.0)
+    assert np.sqrt(np.mean(_decoded_audio(out)[: 8000 * 5] ** 2)) > 0.01
+
+
+def test_mux_range(videos, music_wav, tmp_path):
+    src = videos / "bigbuckbunny.mp4"
+    out = render.mux(src, music_wav, tmp_path / "cut.mp4", mode="mix", start_s=1.0, end_s=4.0)
+    _check_av(out, 3.0)
+
+
+def test_mux_refuses_existing_output_and_bad_input(videos, music_wav, tmp_path):
+    src = videos / "bikes.mp4"
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"user's file")
+    with pytest.raises(InputError, match="exists"):
+        render.mux(src, music_wav, out)
+    assert out.read_bytes() == b"user's file"
+    render.mux(src, music_wav, out, overwrite=True)
+    _check_av(out, 10.0)
+    with pytest.raises(InputError, match="overwrite an input"):
+        render.mux(src, music_wav, src, overwrite=True)
+    with pytest.raises(InputError, match="range"):
+        render.mux(src, music_wav, tmp_path / "r.mp4", start_s=3.0, end_s=2.0)
+    with pytest.raises(InputError, match="mode"):
+        render.mux(src, music_wav, tmp_path / "m.mp4", mode="blend")
+    with pytest.raises(InputError, match="no_such.wav"):
+        render.mux(src, tmp_path / "no_such.wav", tmp_path / "m.mp4")
+
+
+def test_mux_ffmpeg_error_is_render_error_without_partial_output(videos, tmp_path):
+    fake = tmp_path / "fake.wav"
+    fake.write_text("this is not audio")
+    with pytest.raises(RenderError, match="ffmpeg failed: .+"):
+        render.mux(videos / "bikes.mp4", fake, tmp_path / "out.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.wav"]
+
+
+def test_mux_unwritable_folder(videos, music_wav, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    if os.access(locked, os.W_OK):
+        pytest.skip("running as root: folder permissions are not enforced")
+    with pytest.raises(InputError, match="not writable"):
+        render.mux(videos / "bikes.mp4", music_wav, locked / "out.mp4")

@@ -1,0 +1,188 @@
+"""Muxing a music track into a copy of a video with ffmpeg, and probing media durations.
+
+ffmpeg is the one on PATH, else the binary imageio-ffmpeg ships; ffprobe is used when present
+(else ``ffmpeg -i`` is parsed, which knows only the container's duration).
+"""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from .errors import InputError, RenderError
+from .files import atomic_path, check_output
+
+
+def _ffmpeg():
+    exe = shutil.which("ffmpeg")
+    if exe:
+        return exe
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError) as e:
+        raise RenderError("ffmpeg not found: install it (apt-get install ffmpeg / brew install "
+                          "ffmpeg) or pip install imageio-ffmpeg") from e
+
+
+def _run(cmd, what):
+    """Run an ffmpeg/ffprobe command; a failure becomes a RenderError with its telling line."""
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, errors="replace")
+    if proc.returncode != 0:
+        generic = ("Conversion failed!", "Error initializing output stream", "Exiting normally")
+        lines = [ln.strip() for ln in proc.stderr.splitlines()
+                 if ln.strip() and not ln.strip().startswith(generic)]
+        raise RenderError(f"{what}: ffmpeg failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
+    return proc.stdout + proc.stderr
+
+
+def _seconds(text):
+    """'12.5' or '00:01:02.50' → seconds; None when absent or N/A."""
+    if not text or text == "N/A":
+        return None
+    h, m, s = (["0", "0"] + text.split(":"))[-3:]
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def _probe(path):
+    """Durations, frame rate and audio presence of a media file (ffprobe, else ``ffmpeg -i``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    ffprobe = shutil.which("ffprobe")
+    info = {"duration": None, "video": None, "audio": None, "fps": None, "start": 0.0}
+    if ffprobe:
+        out = _run([ffprobe, "-v", "error", "-show_entries", "format=duration:stream=codec_type,"
+                    "duration,avg_frame_rate,start_time:stream_tags=DURATION", "-of", "json", path],
+                   path)
+        data = json.loads(out[:out.rindex("}") + 1])
+        info["duration"] = _seconds(data.get("format", {}).get("duration"))
+        for s in data.get("streams", []):
+            kind = s.get("codec_type")
+            if kind in ("video", "audio") and info[kind] is None:
+                info[kind] = (_seconds(s.get("duration")) or _seconds(s.get("tags", {}).get("DURATION"))
+                              or info["duration"] or 0.0)
+                if kind == "video":
+                    num, _, den = s.get("avg_frame_rate", "0/0").partition("/")
+                    info["fps"] = float(num) / float(den) if float(den or 0) else None
+                    info["start"] = float(s.get("start_time") or 0.0)
+    else:  # parse the banner that `ffmpeg -i` prints (it exits 1: no output file)
+        out = subprocess.run([_ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True,
+                             text=True, errors="replace").stderr
+        m = re.search(r"Duration: ([\d:.]+)", out)
+        info["duration"] = _seconds(m.group(1)) if m else None
+        fps = re.search(r"Video:.*?([\d.]+) fps", out)
+        info["video"] = info["duration"] if "Video:" in out else None
+        info["audio"] = info["duration"] if "Audio:" in out else None
+        info["fps"] = float(fps.group(1)) if fps else None
+    if info["duration"] is None and info["video"] is None and info["audio"] is None:
+        raise InputError(f"{path}: not a media file ffmpeg can read")
+    return info
+
+
+def media_duration(path, stream=None):
+    """Duration in seconds of a media file, or of its first ``stream`` ("video" or "audio").
+
+    Raises:
+        InputError: missing or unreadable file, or no such stream.
+    """
+    info = _probe(path)
+    value = info["duration"] if stream is None else info[stream]
+    if value is None:
+        raise InputError(f"{path}: no {stream or 'duration'} stream")
+    return value
+
+
+def _keyframe_at(video, t, info):
+    """True when the video has a keyframe within half a frame of ``t`` (a stream copy can cut there)."""
+    ffprobe = shutil.which("ffprobe")
+    if not ffprobe or not info["fps"]:
+        return False
+    t += info["start"]
+    out = _run([ffprobe, "-v", "error", "-select_streams", "v:0", "-read_intervals",
+                f"{max(t - 2, 0):.3f}%{t + 2:.3f}", "-show_entries", "packet=pts_time,flags",
+                "-of", "csv=p=0", video], video)
+    keys = [float(ln.split(",")[0]) for ln in out.splitlines() if ",K" in ln and ln[0].isdigit()]
+    return any(abs(k - t) < 0.5 / info["fps"] for k in keys)
+
+
+def _mux_command(video, wav, out, mix, start, duration, copy, original_gain, music_gain):
+    cmd = [_ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+    cmd += ["-ss", f"{start:.6f}"] if start else []
+    cmd += ["-i", video, "-i", wav]
+    # apad + the output's -t make the audio exactly as long as the video, whatever the WAV's length.
+    music = f"[1:a]volume={music_gain},apad"
+    graph = (f"[0:a]volume={original_gain},apad[o];{music}[m];"
+             "[o][m]amix=inputs=2:duration=longest:normalize=0[a]") if mix else f"{music}[a]"
+    cmd += ["-filter_complex", graph, "-map", "0:v:0", "-map", "[a]"]
+    webm = out.suffix.lower() == ".webm"
+    if copy:
+        cmd += ["-c:v", "copy"]
+    elif webm:
+        cmd += ["-c:v", "libvpx-vp9", "-crf", "32", "-b:v", "0"]
+    else:
+        cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]
+    cmd += ["-c:a", "libopus", "-b:a", "160k"] if webm else ["-c:a", "aac", "-b:a", "192k"]
+    cmd += ["-t", f"{duration:.6f}"]
+    cmd += ["-movflags", "+faststart"] if out.suffix.lower() in (".mp4", ".mov", ".m4v") else []
+    return cmd + [out]
+
+
+def mux(video, wav, out_path, mode="replace", original_gain=1.0, music_gain=1.0, start_s=None,
+        end_s=None, overwrite=False):
+    """Write a copy of ``video`` whose audio is ``wav`` (or ``wav`` mixed under its own audio).
+
+    The video stream is copied, not re-encoded, unless the range starts between keyframes or
+    the output container refuses the codec. The audio (AAC; Opus for .webm) lasts exactly as
+    long as the video or the range: the WAV is cut or padded with silence. Only the first video
+    stream and the new audio are kept.
+
+    Args:
+        video: source video (never modified).
+        wav: the music; it starts at the output's first frame (i.e. at ``start_s``).
+        out_path: output file; its extension picks the container.
+        mode: "replace" the original audio, or "mix" the music under it (a video without audio
+            gets the music alone).
+        original_gain, music_gain: linear gains in "mix" mode (music_gain also in "replace").
+        start_s, end_s: keep only this range of the video (seconds); None = start / end.
+        overwrite: replace an existing ``out_path``.
+
+    Returns:
+        ``out_path``.
+
+    Raises:
+        InputError: missing input, bad mode or range, output exists or would be the input.
+        RenderError: ffmpeg failed (its message), or is missing.
+    """
+    video, wav, out_path = Path(video), Path(wav), Path(out_path)
+    for path, what in ((video, "video"), (wav, "audio")):
+        if not path.is_file():
+            raise InputError(f"{path}: {what} file not found")
+    if mode not in ("replace", "mix"):
+        raise InputError(f"mux mode {mode!r}: use 'replace' or 'mix'")
+    if out_path.resolve() in (video.resolve(), wav.resolve()):
+        raise InputError(f"{out_path}: output would overwrite an input")
+    check_output(out_path, overwrite)
+    info = _probe(video)
+    if info["video"] is None:
+        raise InputError(f"{video}: no video stream")
+    full = info["video"]
+    start = float(start_s or 0.0)
+    end = full if end_s is None else min(float(end_s), full)
+    if start < 0 or end <= start or (end_s is not None and float(end_s) > full + 0.5):
+        raise InputError(f"{video}: range {start_s}-{end_s} s is not inside the video (0-{full:.3f} s)")
+    copy = start == 0 or _keyframe_at(video, start, info)
+    mix = mode == "mix" and info["audio"] is not None
+    with atomic_path(out_path) as tmp:
+        def run(copy_video):
+            _run(_mux_command(video, wav, tmp, mix, start, end - start, copy_video,
+                              original_gain, music_gain), video)
+        try:
+            run(copy)
+        except RenderError:
+            if not copy:
+                raise
+            run(False)  # the container refused the copied codec: re-encode
+    return out_path
