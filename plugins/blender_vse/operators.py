@@ -1,0 +1,167 @@
+"""Operators: Generate Score (modal when invoked from the UI, blocking when executed from a
+script or a test — the same begin/finish steps either way), cancel, and refresh choices."""
+
+from pathlib import Path
+
+import bpy
+from bpy.types import Operator
+
+from . import job, preferences, properties, strips
+
+TIMER_S = 0.1
+
+
+class VBGM_OT_generate_score(Operator):
+    """Score the selected movie strip's visible part with the installed model and add the
+    music as a sound strip next to it"""
+
+    bl_idname = "vbgm.generate_score"
+    bl_label = "Generate Score"
+    bl_options = {"REGISTER", "UNDO"}
+
+    _running = None  # the operator instance that owns the job: one job at a time
+
+    def invoke(self, context, event):
+        if not self._begin(context):
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(TIMER_S, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        """Blocking run: the path for scripts, background mode and tests."""
+        if not self._begin(context):
+            return {"CANCELLED"}
+        self._job.wait(on_event=lambda _: self._show_progress(context))
+        return self._finish(context)
+
+    def modal(self, context, event):
+        if event.type == "ESC" or self._cancel_requested:
+            self._job.cancel()
+        elif event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        self._job.poll()
+        if not self._job.finished:
+            self._show_progress(context)
+            return {"RUNNING_MODAL"} if event.type == "ESC" else {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        return self._finish(context)
+
+    def _begin(self, context):
+        """Read the strip, pick the outputs and start `vbgm score`; False (reported) on failure."""
+        if VBGM_OT_generate_score._running is not None:
+            self.report({"ERROR"}, "A score is already being generated (Esc cancels it)")
+            return False
+        scene = context.scene
+        settings = scene.vbgm
+        try:
+            movie = strips.find_movie_strip(scene)
+            span = strips.scored_span(scene, movie, settings.use_scene_range)
+            executable = job.resolve_executable(preferences.vbgm_path(context))
+            genre = None if settings.genre == "DEFAULT" else settings.genre
+            wav, midi, take = job.take_paths(strips.output_folder(), f"{span.video.stem}_{genre or 'score'}")
+            argv = job.score_command(
+                executable, span.video, wav, midi, start_s=span.start_s, end_s=span.end_s, genre=genre,
+                instruments=sorted(settings.instruments), control=settings.control,
+                tempo=settings.tempo_bpm if settings.tempo_mode == "BPM" else None, seed=settings.seed)
+            self._job = job.ScoreJob(argv, outputs=(wav, midi)).start()
+        except (strips.StripError, job.JobError, OSError) as e:
+            self.report({"ERROR"}, str(e))
+            return False
+        if span.warning:
+            self.report({"WARNING"}, span.warning)
+        self._scene_name, self._movie_name, self._span = scene.name, movie.name, span
+        self._name = f"{movie.name} {genre or 'score'} take{take}"
+        self._cancel_requested = False
+        VBGM_OT_generate_score._running = self
+        return True
+
+    def _show_progress(self, context):
+        state = context.window_manager.vbgm_job
+        state.running = True
+        state.progress = self._job.progress
+        state.status = f"{self._job.stage or 'starting'} {self._job.progress:.0%}"
+        if context.workspace is not None:
+            context.workspace.status_text_set(f"Generating score: {state.status} (Esc to cancel)")
+        _redraw_sequencers(context)
+
+    def _finish(self, context):
+        """Insert the result or report why there is none; the job's files are already cleaned."""
+        VBGM_OT_generate_score._running = None
+        state = context.window_manager.vbgm_job
+        state.running, state.progress, state.status = False, 0.0, ""
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+        _redraw_sequencers(context)
+        result = self._job
+        if result.state == "cancelled":
+            self.report({"WARNING"}, "Generate Score cancelled")
+            return {"CANCELLED"}
+        if result.state != "done":
+            self.report({"ERROR"}, f"vbgm score: {result.message}")
+            return {"CANCELLED"}
+        scene = bpy.data.scenes.get(self._scene_name)
+        editor = scene.sequence_editor if scene is not None else None
+        movie = strips.top_strips(editor).get(self._movie_name) if editor is not None else None
+        if movie is None:
+            self.report({"ERROR"}, f"Strip '{self._movie_name}' was removed while scoring; "
+                        f"the score is in {result.outputs[0]}")
+            return {"CANCELLED"}
+        wav, midi = result.outputs
+        try:
+            sound = strips.add_score_strip(scene, movie, self._span, wav, self._name,
+                                           extra={"vbgm_midi": str(midi)})
+        except (strips.StripError, RuntimeError) as e:
+            self.report({"ERROR"}, f"{e}; the score is in {wav}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Added '{sound.name}' on channel {sound.channel} ({Path(wav).name})")
+        return {"FINISHED"}
+
+
+class VBGM_OT_cancel_score(Operator):
+    """Stop the score being generated and remove its partial files"""
+
+    bl_idname = "vbgm.cancel_score"
+    bl_label = "Cancel Score"
+
+    @classmethod
+    def poll(cls, context):
+        return VBGM_OT_generate_score._running is not None
+
+    def execute(self, context):
+        VBGM_OT_generate_score._running._cancel_requested = True  # the modal's next tick stops it
+        return {"FINISHED"}
+
+
+class VBGM_OT_refresh_choices(Operator):
+    """Ask the installed model again for its genres and instruments"""
+
+    bl_idname = "vbgm.refresh_choices"
+    bl_label = "Refresh Model Choices"
+
+    def execute(self, context):
+        properties.refresh_choices(context, wait=True)
+        state, message = properties.choices_state()
+        if state == "error":
+            self.report({"ERROR"}, message)
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+def _redraw_sequencers(context):
+    for window in getattr(context.window_manager, "windows", ()):
+        for area in window.screen.areas:
+            if area.type == "SEQUENCE_EDITOR":
+                area.tag_redraw()
+
+
+def cancel_running_job():
+    """Kill a job still running (add-on disabled or Blender quitting)."""
+    op = VBGM_OT_generate_score._running
+    if op is not None:
+        op._job.cancel()
+        VBGM_OT_generate_score._running = None
+
+
+classes = (VBGM_OT_generate_score, VBGM_OT_cancel_score, VBGM_OT_refresh_choices)

