@@ -110,6 +110,15 @@ def test_tempo_change_moves_onset():
     assert abs(onset - 3.0) < 0.01
 
 
+def test_zero_length_note_is_released():
+    midi = miditoolkit.MidiFile(ticks_per_beat=480)
+    strings = miditoolkit.Instrument(48, name="strings")  # sustains for as long as the key is held
+    strings.notes.append(miditoolkit.Note(100, 60, 0, 0))
+    midi.instruments = [strings]
+    audio = render.render_audio(midi, sample_rate=SR, duration_s=4.0, fade_out_s=0)
+    assert np.abs(audio[3 * SR:]).max() < 0.01 * np.abs(audio).max()
+
+
 def test_stems_one_per_track_equal_length(tmp_path):
     paths = render.render_stems(_song(), tmp_path / "stems", sample_rate=SR, duration_s=5.0)
     assert sorted(paths) == ["bass", "drums", "piano"]
@@ -119,6 +128,8 @@ def test_stems_one_per_track_equal_length(tmp_path):
             assert (w.getnchannels(), w.getframerate(), w.getnframes()) == (2, SR, 5 * SR)
             signals[name] = np.frombuffer(w.readframes(w.getnframes()), "<i2") / 32768
     assert all(np.sqrt(np.mean(s ** 2)) > 0.005 for s in signals.values())  # drums included
+    again = render.render_stems(_song(), tmp_path / "again", sample_rate=SR, duration_s=5.0)
+    assert all(_sha(again[name]) == _sha(path) for name, path in paths.items())
 
 
 def _centroid_hz(is_drum, pitch):

@@ -75,55 +75,60 @@ def find_soundfont(path=None):
                       "--soundfont FILE / set VBGM_SOUNDFONT")
 
 
-class _Synth:
-    """One FluidSynth instance with the SoundFont loaded; ``render`` resets it before each use."""
+def _new_synth(soundfont, sample_rate):
+    """A fresh FluidSynth with ``soundfont`` loaded: (module, synth, sfont id)."""
+    try:
+        import fluidsynth
+    except (ImportError, OSError) as e:  # no pyfluidsynth, or no libfluidsynth behind it
+        raise RenderError(_INSTALL_SYNTH) from e
+    # Samples load lazily, per preset used: a fresh synth per render costs ~0.1 s, not ~1 s.
+    synth = fluidsynth.Synth(gain=0.5, samplerate=float(sample_rate),
+                             **{"synth.dynamic-sample-loading": 1})
+    sfid = synth.sfload(str(soundfont))
+    if sfid < 0:
+        synth.delete()
+        raise RenderError(f"{soundfont}: FluidSynth cannot load this SoundFont")
+    return fluidsynth, synth, sfid
 
-    def __init__(self, soundfont, sample_rate):
-        try:
-            import fluidsynth
-        except (ImportError, OSError) as e:  # no pyfluidsynth, or no libfluidsynth behind it
-            raise RenderError(_INSTALL_SYNTH) from e
-        self.fs = fluidsynth.Synth(gain=0.5, samplerate=float(sample_rate))
-        self.sfid = self.fs.sfload(str(soundfont))
-        if self.sfid < 0:
-            self.fs.delete()
-            raise RenderError(f"{soundfont}: FluidSynth cannot load this SoundFont")
+
+def _synthesize(midi, instruments, n_samples, sample_rate, soundfont):
+    """Raw stereo float32 [n_samples, 2] of ``instruments`` (miditoolkit Instruments).
+
+    Each call uses a fresh synth: FluidSynth keeps state across a reset (reverb modulation,
+    the phase of its 64-sample blocks, at which events take effect), so reusing one would make
+    a render depend on the renders before it.
+    """
+    fluidsynth, fs, sfid = _new_synth(soundfont, sample_rate)
+    try:
         # Float output: no int16 clipping or dither inside FluidSynth; we normalise ourselves.
         write = fluidsynth._fl.fluid_synth_write_float
         write.argtypes = [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p, ctypes.c_int,
                                                              ctypes.c_int] * 2
-        self._write = write
-        self.sample_rate = sample_rate
-
-    def close(self):
-        self.fs.delete()
-
-    def _program(self, channel, program, is_drum):
-        bank = 128 if is_drum else 0
-        if self.fs.sfpreset_name(self.sfid, bank, program) is None:
-            program = 0  # e.g. a drum kit this font lacks: fall back to its standard one
-        self.fs.program_select(channel, self.sfid, bank, program)
-
-    def render(self, midi, instruments, n_samples):
-        """Raw stereo float32 [n_samples, 2] of ``instruments`` (miditoolkit Instruments)."""
-        self.fs.system_reset()  # fresh voices, controllers and effect tails: deterministic
         seconds = _tick_seconds(midi)
-        events = []  # (sample, order, method, args): program < controls < note-off < note-on
+
+        def sample(tick):
+            return int(round(float(seconds(tick)) * sample_rate))
+
+        events = []  # (sample, order, method, args): controls < note-off < note-on
         melodic = (c for c in range(256) if c % 16 != DRUM_CHANNEL)
         drums = iter(range(DRUM_CHANNEL, 256, 16))
         for inst in instruments:
             ch = next(drums if inst.is_drum else melodic, None)
             if ch is None:
                 raise RenderError("more than 240 instrument tracks: FluidSynth has 256 channels")
-            self._program(ch, inst.program, inst.is_drum)
+            bank = 128 if inst.is_drum else 0
+            # a program the font lacks (e.g. a rare drum kit) falls back to its first one
+            program = inst.program if fs.sfpreset_name(sfid, bank, inst.program) else 0
+            fs.program_select(ch, sfid, bank, program)
             for c in inst.control_changes:
-                events.append((seconds(c.time), 1, self.fs.cc, (ch, c.number, c.value)))
+                events.append((sample(c.time), 1, fs.cc, (ch, c.number, c.value)))
             for b in inst.pitch_bends:
-                events.append((seconds(b.time), 1, self.fs.pitch_bend, (ch, b.pitch)))
+                events.append((sample(b.time), 1, fs.pitch_bend, (ch, b.pitch)))
             for n in inst.notes:
-                events.append((seconds(n.end), 2, self.fs.noteoff, (ch, n.pitch)))
-                events.append((seconds(n.start), 3, self.fs.noteon, (ch, n.pitch, n.velocity)))
-        events = [(int(round(t * self.sample_rate)), o, f, a) for t, o, f, a in events]
+                on = sample(n.start)
+                # the off comes after its own on, even for a zero-length note
+                events.append((max(sample(n.end), on + 1), 2, fs.noteoff, (ch, n.pitch)))
+                events.append((on, 3, fs.noteon, (ch, n.pitch, n.velocity)))
         events.sort(key=lambda e: (e[0], e[1]))
         left = np.zeros(n_samples, np.float32)
         right = np.zeros(n_samples, np.float32)
@@ -131,13 +136,14 @@ class _Synth:
         for at, _, method, args in events + [(n_samples, 9, None, None)]:
             at = min(at, n_samples)
             if at > pos:
-                self._write(self.fs.synth, at - pos, left.ctypes.data, pos, 1,
-                            right.ctypes.data, pos, 1)
+                write(fs.synth, at - pos, left.ctypes.data, pos, 1, right.ctypes.data, pos, 1)
                 pos = at
             if method is None or pos >= n_samples:
                 break
             method(*args)
         return np.stack([left, right], axis=1)
+    finally:
+        fs.delete()
 
 
 def _tick_seconds(midi):
@@ -207,11 +213,7 @@ def render_audio(midi, sample_rate=44100, soundfont=None, duration_s=None, fade_
         RenderError: no synthesizer library, or no usable SoundFont.
     """
     n = _length(midi, sample_rate, duration_s)
-    synth = _Synth(find_soundfont(soundfont), sample_rate)
-    try:
-        audio = synth.render(midi, midi.instruments, n)
-    finally:
-        synth.close()
+    audio = _synthesize(midi, midi.instruments, n, sample_rate, find_soundfont(soundfont))
     audio *= _normaliser(float(np.abs(audio).max(initial=0.0))) * gain
     np.clip(audio, -PEAK, PEAK, out=audio)
     return _fade(audio, sample_rate, fade_in_s, fade_out_s)
@@ -251,11 +253,8 @@ def render_stems(midi, out_dir, sample_rate=44100, soundfont=None, duration_s=No
     if out_dir.exists() and not overwrite:
         raise InputError(f"{out_dir}: output exists (use --overwrite to replace it)")
     n = _length(midi, sample_rate, duration_s)
-    synth = _Synth(find_soundfont(soundfont), sample_rate)
-    try:
-        stems = [synth.render(midi, [inst], n) for inst in midi.instruments]
-    finally:
-        synth.close()
+    font = find_soundfont(soundfont)
+    stems = [_synthesize(midi, [inst], n, sample_rate, font) for inst in midi.instruments]
     scale = _normaliser(float(np.abs(sum(stems)).max(initial=0.0))) if stems else 1.0
     paths = {}
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
