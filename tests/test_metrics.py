@@ -59,7 +59,8 @@ def test_ticks_to_seconds_matches_miditoolkit_on_a_file_with_61_tempo_changes(sh
 
 def test_grid_notes_rounds_to_sixteenths_and_counts_density_and_strength():
     midi = make_midi([])
-    midi.instruments[0].notes = [Note(80, 60, 130, 200), Note(80, 64, 110, 200), Note(80, 67, 16 * TICK + 50, 2000)]
+    midi.instruments[0].notes = [Note(80, 60, 130, 200), Note(80, 64, 110, 200),
+                                 Note(80, 67, 16 * TICK + 50, 2000)]
     notes = metrics.grid_notes(midi)
     assert notes.tick.tolist() == [1, 1, 16]  # 130 and 110 MIDI ticks both round to grid tick 1
     assert metrics.bar_densities(notes).tolist() == [1, 1]
@@ -153,10 +154,59 @@ def test_fitness_finds_the_repeated_segment():
     assert scape.max() == pytest.approx(2 * 0.5 * 0.4 / 0.9)
 
 
+def backtracked_fitness(s, start, length):
+    """One segment's fitness the textbook way (FMP §4.3): accumulate, then backtrack the family."""
+    n, cols = len(s), length + 1
+    seg = s[:, start : start + length]
+    d = np.full((n, cols), -np.inf)
+    d[0, 0], d[0, 1] = 0.0, seg[0, 0]
+    for r in range(1, n):
+        d[r, 0] = max(d[r - 1, 0], d[r - 1, -1])
+        d[r, 1] = d[r, 0] + seg[r, 0]
+        for m in range(2, cols):
+            preds = [d[r - 1, m - 1], d[r - 2, m - 1] if r > 1 else -np.inf,
+                     d[r - 1, m - 2] if m > 2 else -np.inf]
+            d[r, m] = seg[r, m - 1] + max(preds)
+    paths, r = [], n - 1
+    m, path = (cols - 1, [r]) if d[r, -1] >= d[r, 0] else (0, [])
+    while r > 0 or m > 0:
+        if m == 0:
+            if d[r - 1, -1] > d[r - 1, 0]:
+                r, m, path = r - 1, cols - 1, [r - 1]
+            else:
+                r -= 1
+        elif m == 1:
+            paths.append(path)
+            m, path = 0, []
+        else:
+            preds = [(r - 1, m - 1)] + [(r - 2, m - 1)] * (r > 1) + [(r - 1, m - 2)] * (m > 2)
+            r, m = max(preds, key=lambda p: d[p])  # first maximum, as the reference
+            path.append(r)
+    score = max(d[-1, 0], d[-1, -1])
+    cells = sum(len(p) for p in paths)
+    coverage = sum(max(p) - min(p) + 1 for p in paths)
+    score_n, coverage_n = (score - length) / cells, (coverage - length) / n
+    return 2 * score_n * coverage_n / (score_n + coverage_n + 1e-16)  # 0 for the trivial family
+
+
+def test_batched_fitness_matches_backtracking_on_random_ssms():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        s = np.where(rng.random((11, 11)) < 0.5, rng.random((11, 11)), -2.0)
+        s = np.maximum(s, s.T)
+        np.fill_diagonal(s, 1.0)
+        lengths = [1, 2, 3, 5, 8]
+        scape = metrics.fitness_scape(s, lengths)
+        for i, length in enumerate(lengths):
+            expected = [backtracked_fitness(s, start, length) for start in range(11 - length + 1)]
+            assert np.allclose(scape[i, : len(expected)], expected)
+
+
 def chord_piece(progression, repeats, seed=None):
     """One chord (root, major triad) per bar at 120 BPM (2 s per bar), held for the bar."""
-    rng = np.random.default_rng(seed)
-    roots = list(progression) * repeats if seed is None else rng.integers(0, 12, len(progression) * repeats)
+    roots = list(progression) * repeats
+    if seed is not None:
+        roots = np.random.default_rng(seed).integers(0, 12, len(roots))
     notes = [(16 * b, 48 + r + i) for b, r in enumerate(roots) for i in (0, 4, 7)]
     return make_midi(notes, dur=16 * TICK)
 

@@ -5,15 +5,17 @@ Three families:
 * **MusDr** (Wu & Yang, "The Jazz Transformer on the Front Line", ISMIR 2020; reference code
   github.com/slSeanWU/MusDr): pitch-class histogram entropy ``H``, grooving pattern similarity
   ``GS``, structureness indicator ``SI``. The CMT paper reports these for the training data
-  (4.452 / 0.968 / 0.488) and its outputs; paper-style tables here use ``H`` with 4-bar windows,
-  ``GS`` over all bar pairs and ``SI`` over 3-8 s segments.
+  (4.452 / 0.968 / 0.488) and its outputs without stating the settings; paper-style tables here
+  (:func:`evaluate`) use ``H`` over 4-bar windows, ``GS`` over all bar pairs with drums, and
+  ``SI`` over 3-8 s segments.
 * **Control error** (CMT paper, Table 4): normalised L2 between the video's targets and the
   attributes re-measured from the generated music (density, strength, time).
 * **Rhythm alignment**: onset precision / recall / F1 of the music's strong onsets against the
   video's visual beats and cuts, a BeatAlign-style score, and the length error.
 
 Music is a ``miditoolkit.MidiFile``; notes are read on the project's grid (DESIGN.md: 4 ticks per
-beat, 16 per bar, 4/4), ``grid tick = round(midi_tick / (ticks_per_beat / 4))``. The video side is
+beat, 16 per bar; like the tokens, every bar is taken as 4/4 whatever the time signature),
+``grid tick = round(midi_tick / (ticks_per_beat / 4))``. The video side is
 plain values (per-bar target densities, visual beats as ``(tick, strength)`` pairs with absolute
 16th-note ticks, cut times in seconds, duration, tempo), so nothing here depends on the video
 module. Metrics that are undefined for the given music (no notes) return ``nan``; malformed
@@ -90,7 +92,8 @@ def grid_notes(midi):
     """
     if midi.ticks_per_beat <= 0:
         raise InputError(f"MIDI ticks_per_beat must be positive, got {midi.ticks_per_beat}")
-    rows = [(n.start, n.end, n.pitch, inst.is_drum, n.velocity) for inst in midi.instruments for n in inst.notes]
+    rows = [(n.start, n.end, n.pitch, inst.is_drum, n.velocity)
+            for inst in midi.instruments for n in inst.notes]
     start, end, pitch, drum, vel = (np.asarray(c) for c in zip(*rows)) if rows else ([],) * 5
     start = np.asarray(start, dtype=float)
     if (start < 0).any():
@@ -157,8 +160,8 @@ def pitch_class_entropy(midi, window_bars=4):
     For every window of ``window_bars`` consecutive bars (hop 1 bar), the 12-bin histogram of the
     pitch classes of the notes starting in it (drums excluded, each note counted once) gives an
     entropy ``-sum p log2 p`` (0..log2 12 = 3.585 bits); ``H`` is the mean over windows that hold
-    notes. MusDr reports 1-bar and 4-bar windows; the CMT paper's tables use 4 bars. A piece
-    shorter than the window is one window.
+    notes. MusDr reports 1-bar and 4-bar windows; paper-style tables here use 4 (the CMT paper
+    does not say). A piece shorter than the window is one window (as MusDr).
 
     Args:
         midi: ``miditoolkit.MidiFile``.
@@ -259,7 +262,8 @@ def smooth_features(chroma, smooth=SMOOTH_FRAMES, down=DOWNSAMPLE):
     """
     n, offset = chroma.shape[1], (smooth - 1) // 2
     kernel = np.ones(smooth) / smooth
-    smoothed = np.array([np.convolve(row, kernel)[offset : offset + n] for row in chroma]).reshape(N_PITCH_CLASSES, n)
+    smoothed = np.array([np.convolve(row, kernel)[offset : offset + n] for row in chroma])
+    smoothed = smoothed.reshape(N_PITCH_CLASSES, n)
     x = smoothed[:, ::down]
     norm = np.linalg.norm(x, axis=0)
     uniform = np.full((N_PITCH_CLASSES, 1), 1 / np.sqrt(N_PITCH_CLASSES))
@@ -414,7 +418,7 @@ def structureness(midi, min_s=3.0, max_s=8.0):
     The SSM is built as in MusDr, but from the symbolic chroma (:func:`symbolic_chroma`: 10 Hz,
     smoothed over 21 frames and downsampled by 5 to 2 Hz, i.e. 0.5 s frames) instead of audio:
     see :func:`chroma_ssm` and :func:`fitness_scape`. MusDr reports SI(3, 8), SI(8, 15) and
-    SI(15, end); the paper-style tables here use SI(3, 8).
+    SI(15, end); paper-style tables here use SI(3, 8) (the CMT paper does not say).
 
     Args:
         midi: ``miditoolkit.MidiFile``.
@@ -470,7 +474,11 @@ def density_error(midi, target_densities):
 
 def _beats_array(visual_beats):
     """``(tick, strength)`` pairs as an int array ``[n, 2]``; raises InputError if malformed."""
-    beats = np.asarray(visual_beats, dtype=float).reshape(-1, 2) if len(visual_beats) else np.zeros((0, 2))
+    if not len(visual_beats):
+        return np.zeros((0, 2), dtype=int)
+    beats = np.asarray(visual_beats, dtype=float)
+    if beats.ndim != 2 or beats.shape[1] != 2:
+        raise InputError("visual beats must be (tick, strength) pairs")
     if (beats[:, 0] < 0).any() or (beats[:, 1] < 0).any():
         raise InputError("visual beats must be (tick, strength) pairs with non-negative values")
     return beats.astype(int)
@@ -512,8 +520,9 @@ def time_error(midi, visual_beats, duration_s, tempo_bpm):
     """Time control error: ``mean over visual beats of |t_onset - t_beat| / duration_s``.
 
     ``t_beat = tick * 60 / (4 * tempo_bpm)``; ``t_onset`` is the music's note onset (any note, in
-    seconds from the file's tempo map) nearest to it. 0 when every visual beat carries a note; a
-    beat with no music at all counts the full distance to the nearest onset. The CMT paper
+    seconds from the file's tempo map) nearest to it. 0 when every visual beat carries a note (and
+    the music plays at the video's tempo); a beat in a silence counts the full distance to the
+    nearest onset. The CMT paper
     reports 0.028.
 
     Args:
@@ -553,9 +562,10 @@ def _tick_seconds(tempo_bpm):
 
 def _nearest_distance(times, targets):
     """For each of ``times``, the distance to the nearest of the sorted ``targets``."""
-    idx = np.clip(np.searchsorted(targets, times), 1, len(targets) - 1) if len(targets) > 1 else np.zeros(len(times), int)
-    left = np.abs(times - targets[np.maximum(idx - 1, 0)])
-    return np.minimum(left, np.abs(times - targets[idx]))
+    if len(targets) == 1:
+        return np.abs(times - targets[0])
+    idx = np.clip(np.searchsorted(targets, times), 1, len(targets) - 1)
+    return np.minimum(np.abs(times - targets[idx - 1]), np.abs(times - targets[idx]))
 
 
 def strong_onset_times(midi, quantile=0.75):
@@ -586,7 +596,8 @@ def video_event_times(visual_beats, cuts, tempo_bpm, merge_s):
     """Visual-beat times (``tick * 60 / (4 * tempo)``) and cut times as one sorted array; an
     event within ``merge_s`` of the previous kept one (a cut on a beat) is dropped."""
     beats = _beats_array(visual_beats)
-    times = np.sort(np.concatenate([beats[:, 0] * _tick_seconds(tempo_bpm), np.asarray(cuts, dtype=float)]))
+    beat_s = beats[:, 0] * _tick_seconds(tempo_bpm)
+    times = np.sort(np.concatenate([beat_s, np.asarray(cuts, dtype=float).reshape(-1)]))
     kept = []
     for t in times:
         if not kept or t - kept[-1] > merge_s:
