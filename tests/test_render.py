@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import wave
@@ -271,7 +272,7 @@ def test_mux_refuses_existing_output_and_bad_input(videos, music_wav, tmp_path):
 def test_mux_ffmpeg_error_is_render_error_without_partial_output(videos, tmp_path):
     fake = tmp_path / "fake.wav"
     fake.write_text("this is not audio")
-    with pytest.raises(RenderError, match="ffmpeg failed: .+"):
+    with pytest.raises(RenderError, match="ffmpeg.* failed: .+"):
         render.mux(videos / "bikes.mp4", fake, tmp_path / "out.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.wav"]
 
@@ -283,3 +284,26 @@ def test_mux_unwritable_folder(videos, music_wav, tmp_path):
         pytest.skip("running as root: folder permissions are not enforced")
     with pytest.raises(InputError, match="not writable"):
         render.mux(videos / "bikes.mp4", music_wav, locked / "out.mp4")
+
+
+def test_mux_without_ffprobe_or_system_ffmpeg(videos, music_wav, tmp_path, monkeypatch):
+    """Without ffprobe, ``ffmpeg -i`` is parsed; without ffmpeg on PATH, imageio-ffmpeg's is used."""
+    only_ffmpeg = tmp_path / "bin"
+    only_ffmpeg.mkdir()
+    (only_ffmpeg / "ffmpeg").symlink_to(shutil.which("ffmpeg"))
+    with monkeypatch.context() as m:
+        m.setenv("PATH", str(only_ffmpeg))
+        assert render.media_duration(videos / "bikes.mp4") == pytest.approx(10.0)
+        no_probe = render.mux(videos / "bikes.mp4", music_wav, tmp_path / "a.mp4")
+        m.setenv("PATH", str(tmp_path / "empty"))
+        no_tools = render.mux(videos / "bikes.mp4", music_wav, tmp_path / "b.mp4", start_s=2.0,
+                              end_s=6.0)
+    _check_av(no_probe, 10.0)
+    _check_av(no_tools, 4.0)
+
+
+def test_not_a_video_is_input_error(music_wav, tmp_path):
+    fake = tmp_path / "clip.mp4"
+    fake.write_text("not a video")
+    with pytest.raises(InputError, match="clip.mp4"):
+        render.mux(fake, music_wav, tmp_path / "out.mp4")

@@ -34,8 +34,9 @@ def _run(cmd, what):
         generic = ("Conversion failed!", "Error initializing output stream", "Exiting normally")
         lines = [ln.strip() for ln in proc.stderr.splitlines()
                  if ln.strip() and not ln.strip().startswith(generic)]
-        raise RenderError(f"{what}: ffmpeg failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
-    return proc.stdout + proc.stderr
+        name = Path(str(cmd[0])).name
+        raise RenderError(f"{what}: {name} failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
+    return proc.stdout
 
 
 def _seconds(text):
@@ -54,10 +55,13 @@ def _probe(path):
     ffprobe = shutil.which("ffprobe")
     info = {"duration": None, "video": None, "audio": None, "fps": None, "start": 0.0}
     if ffprobe:
-        out = _run([ffprobe, "-v", "error", "-show_entries", "format=duration:stream=codec_type,"
-                    "duration,avg_frame_rate,start_time:stream_tags=DURATION", "-of", "json", path],
-                   path)
-        data = json.loads(out[:out.rindex("}") + 1])
+        try:
+            out = _run([ffprobe, "-v", "error", "-show_entries", "format=duration:stream=codec_type,"
+                        "duration,avg_frame_rate,start_time:stream_tags=DURATION", "-of", "json",
+                        path], path)
+        except RenderError as e:  # the file, not the tool, is at fault
+            raise InputError(f"{e}") from e
+        data = json.loads(out)
         info["duration"] = _seconds(data.get("format", {}).get("duration"))
         for s in data.get("streams", []):
             kind = s.get("codec_type")
@@ -178,7 +182,7 @@ def mux(video, wav, out_path, mode="replace", original_gain=1.0, music_gain=1.0,
     with atomic_path(out_path) as tmp:
         def run(copy_video):
             _run(_mux_command(video, wav, tmp, mix, start, end - start, copy_video,
-                              original_gain, music_gain), video)
+                              original_gain, music_gain), f"muxing {wav} into {video}")
         try:
             run(copy)
         except RenderError:
