@@ -43,8 +43,16 @@ def mix():
 
 
 @pytest.fixture(scope="module")
-def videos():
-    path = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
+def shared():
+    path = Path(__file__).resolve().parents[1].parent / "shared"
+    if not path.is_dir():
+        pytest.skip(f"shared data not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def videos(shared):
+    path = shared / "videos"
     if not (path / "bikes.mp4").is_file():
         pytest.skip(f"shared clips not found at {path}")
     return path
@@ -147,6 +155,17 @@ def test_drum_track_plays_the_drum_kit():
     # key 42 is a closed hi-hat on the drum kit, but a low F# on a piano
     assert _centroid_hz(True, 42) > 3000
     assert _centroid_hz(False, 42) < 2000
+
+
+def test_real_midi_with_tempo_changes_and_controllers(shared):
+    path = shared / "data" / "openmsx" / "chuggachugga.mid"  # GPL-2.0, see its COPYRIGHT
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    midi = miditoolkit.MidiFile(str(path))
+    assert len(midi.tempo_changes) > 1 and any(i.control_changes for i in midi.instruments)
+    audio = render.render_audio(midi, sample_rate=SR, duration_s=8.0)
+    assert audio.shape == (8 * SR, 2) and np.sqrt(np.mean(audio ** 2)) > 0.02
+    assert np.abs(audio).max() <= 0.98
 
 
 def test_stems_refuse_existing_folder(tmp_path):
