@@ -101,7 +101,10 @@ def _synthesize(midi, instruments, n_samples, sample_rate, soundfont):
     fluidsynth, fs, sfid = _new_synth(soundfont, sample_rate)
     try:
         # Float output: no int16 clipping or dither inside FluidSynth; we normalise ourselves.
-        write = fluidsynth._fl.fluid_synth_write_float
+        write = getattr(getattr(fluidsynth, "_fl", None), "fluid_synth_write_float", None)
+        if write is None:
+            raise RenderError("this pyfluidsynth does not expose fluid_synth_write_float: "
+                              "pip install 'pyfluidsynth>=1.3'")
         write.argtypes = [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p, ctypes.c_int,
                                                              ctypes.c_int] * 2
         seconds = _tick_seconds(midi)
@@ -210,6 +213,7 @@ def render_audio(midi, sample_rate=44100, soundfont=None, duration_s=None, fade_
         float32 array [n, 2] in [-0.98, 0.98], n = round(duration_s * sample_rate) when given.
 
     Raises:
+        InputError: ``duration_s`` not positive.
         RenderError: no synthesizer library, or no usable SoundFont.
     """
     n = _length(midi, sample_rate, duration_s)
@@ -223,7 +227,7 @@ def _stem_names(instruments):
     from .music.instruments import group_of
 
     names, seen = [], {}
-    for i, inst in enumerate(instruments):
+    for inst in instruments:
         base = re.sub(r"[^a-z0-9]+", "_", inst.name.lower()).strip("_")
         base = base or group_of(inst.program, inst.is_drum) or f"program{inst.program}"
         seen[base] = seen.get(base, 0) + 1
