@@ -2,9 +2,11 @@
 only after parsing so that `--help` is instant and torch loads only when needed."""
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
-from .errors import VbgmError
+from .errors import InputError, VbgmError
 
 EPILOG = """examples:
   vbgm prepare ../shared/data/midi_genre -o data/midi_genre
@@ -34,7 +36,260 @@ def _run_prepare(args):
     return 0
 
 
-COMMANDS = (_add_prepare,)
+def _add_train(sub):
+    p = sub.add_parser("train", help="train (or resume training) the music transformer",
+                       description="Train a CMT on a dataset from `vbgm prepare`. The run "
+                       "directory gets checkpoint.pt (resumable), model.safetensors (weights + "
+                       "config), metrics.jsonl and loss.png. Multi-GPU: run under torchrun.")
+    p.add_argument("--config", default=None,
+                   help="preset (debug, default, paper) or YAML path; on --resume default: the "
+                   "checkpoint's")
+    p.add_argument("--data", required=True, help="dataset directory from `vbgm prepare`")
+    p.add_argument("-o", "--output", required=True, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="checkpoint and stop cleanly after this much wall time")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="stop at this step (the schedule still follows the config)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args):
+    from .train import train
+
+    if args.config is None and not args.resume:
+        args.config = "default"
+    result = train(args.config, args.data, args.output, resume=args.resume,
+                   max_minutes=args.max_minutes, max_steps=args.max_steps, threads=args.threads,
+                   device=args.device, progress=True)
+    print(result.describe())
+    return 0
+
+
+def _add_score_options(p):
+    """Options shared by `score` and `batch`."""
+    p.add_argument("--genre", help="genre of the model (see `vbgm genres`; default pop)")
+    p.add_argument("--instruments", help="comma-separated subset of drums,piano,guitar,bass,"
+                   "strings (default: all)")
+    p.add_argument("--control", type=float, default=0.7,
+                   help="control degree C in [0, 1]: 0 free music, 1 follows the video fully "
+                   "(default 0.7, the paper's choice)")
+    p.add_argument("--tempo", default="auto", help="auto (from the video) or BPM (30-300)")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same music (default 0)")
+    p.add_argument("--model", help="model file (default: the bundled model)")
+    p.add_argument("--soundfont", help="General MIDI SoundFont (default: found on the system)")
+    p.add_argument("--mix", choices=("replace", "mix"), default="replace",
+                   help="replace the video's audio, or mix the music under it")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--progress", choices=("bar", "jsonl", "none"), default="bar",
+                   help="progress bars on stderr, JSON lines on stdout (for editors), or none")
+
+
+def _tempo(value):
+    if value == "auto":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise SystemExit(f"vbgm: error: --tempo must be 'auto' or a number, not {value!r}")
+
+
+def _instruments(value):
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _add_score(sub):
+    p = sub.add_parser(
+        "score", help="compose and render a soundtrack for a video",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Analyse the video's rhythm, generate music that follows it with the "
+        "Controllable Music Transformer, and render it.",
+        epilog="examples:\n"
+        "  vbgm score clip.mp4 -o clip_scored.mp4\n"
+        "  vbgm score clip.mp4 --wav music.wav --midi music.mid --genre rock --seed 3\n"
+        "  vbgm score clip.mp4 -o part.mp4 --start 2.5 --end 12 --instruments piano,strings\n"
+        "  vbgm score clip.mp4 --midi music.mid   # no synthesizer needed")
+    p.add_argument("video", help="video file (only read, never modified)")
+    p.add_argument("-o", "--output", help="copy of the video with the music (.mp4, .mov, .mkv)")
+    p.add_argument("--wav", help="write the music as WAV")
+    p.add_argument("--midi", help="write the music as MIDI")
+    p.add_argument("--report", help="write a JSON report (tempo, bars, control error, metrics)")
+    p.add_argument("--plot", help="write a PNG of the video's rhythm above the music")
+    p.add_argument("--stems", help="write one WAV per instrument into this new folder")
+    p.add_argument("--start", type=float, help="score from this time (s)")
+    p.add_argument("--end", type=float, help="score up to this time (s)")
+    _add_score_options(p)
+    p.set_defaults(run=_run_score)
+
+
+class _Progress:
+    """progress(stage, fraction) as tqdm bars on stderr or JSON lines on stdout."""
+
+    def __init__(self, mode):
+        self.mode, self.bars = mode, {}
+
+    def __call__(self, stage, fraction):
+        if self.mode == "jsonl":
+            print(json.dumps({"event": "progress", "stage": stage,
+                              "fraction": round(float(fraction), 4)}), flush=True)
+        elif self.mode == "bar":
+            from tqdm import tqdm
+
+            bar = self.bars.get(stage)
+            if bar is None:
+                bar = self.bars[stage] = tqdm(total=100, desc=f"{stage:>8}", unit="%",
+                                              bar_format="{desc} {bar} {percentage:3.0f}%")
+            bar.update(round(100 * fraction) - bar.n)
+            if fraction >= 1:
+                bar.close()
+
+    def event(self, **fields):
+        if self.mode == "jsonl":
+            print(json.dumps(fields), flush=True)
+
+
+def _run_score(args):
+    from .api import score_video
+    from .files import check_output
+
+    if not (args.output or args.wav or args.midi):
+        raise InputError("nothing to write: give -o OUT.mp4, --wav, --midi (or several)")
+    for path in (args.report, args.plot):
+        if path:
+            check_output(path, args.overwrite)
+    if args.stems:
+        check_output(args.stems, args.overwrite)
+    progress = _Progress(args.progress)
+    try:
+        result = score_video(
+            args.video, out_wav=args.wav, out_midi=args.midi, out_video=args.output,
+            genre=args.genre, instruments=_instruments(args.instruments), control=args.control,
+            tempo=_tempo(args.tempo), seed=args.seed, start=args.start, end=args.end,
+            model=args.model, soundfont=args.soundfont, mix=args.mix, overwrite=args.overwrite,
+            progress=progress, render=bool(args.output or args.wav or args.stems))
+        _write_extras(args, result)
+    except VbgmError as e:
+        progress.event(event="error", message=str(e), exit_code=e.exit_code)
+        raise
+    outputs = {k: str(v) for k, v in (("mp4", result.video_path), ("wav", result.wav_path),
+                                      ("midi", result.midi_path)) if v}
+    progress.event(event="done", **outputs, report=result.report)
+    if args.progress != "jsonl":
+        r = result.report
+        print(f"{Path(args.video).name}: {r['duration_s']:.2f} s, {r['tempo_bpm']:.1f} BPM, "
+              f"{r['n_bars']} bars, {r['genre']}; wrote {', '.join(outputs.values())}")
+    return 0
+
+
+def _write_extras(args, result):
+    """--report, --plot, --stems: outputs beside the music."""
+    from .files import atomic_path
+
+    if args.report:
+        with atomic_path(args.report) as tmp:
+            tmp.write_text(json.dumps(result.report, indent=1))
+    if args.plot:
+        from .plot import plot_score
+
+        plot_score(result.rhythm, result.midi, args.plot)
+    if args.stems:
+        from .render import render_stems
+
+        render_stems(result.midi, args.stems, soundfont=args.soundfont,
+                     duration_s=result.rhythm.duration_s, overwrite=args.overwrite)
+
+
+def _add_batch(sub):
+    p = sub.add_parser("batch", help="score many videos (scripted batch edits)",
+                       description="Score each video into OUTDIR/<name>.mp4 (+ .mid, .json); "
+                       "a failure is reported and the others go on.")
+    p.add_argument("videos", nargs="+", help="video files")
+    p.add_argument("-o", "--output", required=True, help="folder for the results")
+    p.add_argument("--jobs", type=int, default=1, help="videos scored at once (processes)")
+    _add_score_options(p)
+    p.set_defaults(run=_run_batch)
+
+
+def _run_batch(args):
+    from .batch import run_batch
+
+    options = dict(genre=args.genre, instruments=_instruments(args.instruments),
+                   control=args.control, tempo=_tempo(args.tempo), seed=args.seed,
+                   model=args.model, soundfont=args.soundfont, mix=args.mix,
+                   overwrite=args.overwrite)
+    rows = run_batch(args.videos, args.output, options, jobs=args.jobs,
+                     progress=args.progress == "bar")
+    width = max(len(Path(r["video"]).name) for r in rows)
+    for r in rows:
+        status = f"ok  {r['seconds']:6.1f} s  {r['output']}" if r["ok"] else f"FAILED  {r['error']}"
+        print(f"{Path(r['video']).name:<{width}}  {status}")
+    failed = sum(not r["ok"] for r in rows)
+    print(f"{len(rows) - failed} scored, {failed} failed")
+    return 1 if failed else 0
+
+
+def _add_names(sub):
+    for what in ("genres", "instruments"):
+        p = sub.add_parser(what, help=f"list the {what} the model supports, one per line")
+        p.add_argument("--model", help="model file (default: the bundled model)")
+        p.set_defaults(run=_run_names, what=what)
+
+
+def _run_names(args):
+    from .api import model_genres
+    from .music.instruments import GROUPS
+
+    names = model_genres(args.model) if args.what == "genres" else GROUPS
+    print("\n".join(names))
+    return 0
+
+
+def _add_analyze(sub):
+    p = sub.add_parser("analyze", help="measure a video's rhythm (tempo, bar density, visual "
+                       "beats, cuts) as JSON",
+                       description="Analyse VIDEO's motion into the music's rhythm controls: "
+                       "tempo, per-bar density, visual beats with strength, and cuts.")
+    p.add_argument("video", help="video file (only read)")
+    p.add_argument("-o", "--output", required=True, help="rhythm JSON to write")
+    p.add_argument("--plot", default=None, help="also draw the rhythm as an image (e.g. .png)")
+    p.add_argument("--tempo", type=float, default=None, help="music tempo in BPM (default: "
+                   "chosen from the visual rhythm, 70-140)")
+    p.add_argument("--start", type=float, default=None, help="analyse from S seconds")
+    p.add_argument("--end", type=float, default=None, help="analyse up to S seconds")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.set_defaults(run=_run_analyze)
+
+
+def _run_analyze(args):
+    import cv2
+    from tqdm import tqdm
+
+    from .files import check_output
+    from .video import analyze_video
+    from .video.plot import plot_rhythm
+
+    check_output(args.output, args.overwrite)
+    if args.plot:
+        check_output(args.plot, args.overwrite)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our message says it
+    with tqdm(total=100, unit="%", desc="analyze", file=sys.stderr, leave=False) as bar:
+        def progress(fraction):
+            bar.update(round(100 * fraction) - bar.n)
+
+        rhythm = analyze_video(args.video, tempo=args.tempo, start=args.start, end=args.end,
+                               progress=progress)
+    rhythm.to_json(args.output)
+    if args.plot:
+        plot_rhythm(rhythm, args.plot)
+    print(f"{args.output}: {rhythm.duration_s:.2f} s, {rhythm.tempo_bpm:g} BPM "
+          f"({rhythm.tempo_source}), {rhythm.n_bars} bars, "
+          f"{len(rhythm.visual_beats)} visual beats, {len(rhythm.cuts)} cuts")
+    return 0
+
+
+COMMANDS = (_add_prepare, _add_train, _add_score, _add_batch, _add_names, _add_analyze)
 
 
 def get_parser():

@@ -1,0 +1,161 @@
+"""`vbgm train` on real songs: overfitting, exact resume, conditioning, bad input, DDP."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from vbgm_core.cli import main
+from vbgm_core.data import prepare
+from vbgm_core.errors import InputError, ModelLoadError
+from vbgm_core.model.checkpoint import load_model
+from vbgm_core.train import train
+
+TINY = """
+model:
+  n_layers: 2
+  n_heads: 2
+  d_model: 64
+  d_ff: 128
+  dropout: {dropout}
+  emb_sizes: {{type: 8, beat: 8, density: 8, strength: 8, pitch: 32, duration: 16, instrument: 8}}
+  chunk_size: 32
+train:
+  crop_len: 128
+  batch_size: 8
+  lr: 3.0e-3
+  warmup_steps: 10
+  max_steps: {max_steps}
+  weight_decay: 0.0
+  valid_fraction: 0.0
+  eval_every: 1000
+  checkpoint_every: {checkpoint_every}
+  log_every: {log_every}
+"""
+
+
+def write_config(path, dropout=0.0, max_steps=250, checkpoint_every=1000, log_every=25):
+    path.write_text(TINY.format(dropout=dropout, max_steps=max_steps,
+                                checkpoint_every=checkpoint_every, log_every=log_every))
+    return path
+
+
+def train_rows(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["split"] == "train"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, fixtures):
+    """Two real songs of two genres: POP909 001 (pop, piano) and an OpenMSX tune (rock)."""
+    root = tmp_path_factory.mktemp("train")
+    for genre, name in (("pop", "pop909_001.mid"), ("rock", "coconut_run2.mid")):
+        (root / "midi" / genre).mkdir(parents=True)
+        shutil.copy(fixtures / "midi" / name, root / "midi" / genre / name)
+    prepare(root / "midi", root / "data", workers=1)
+    return root / "data"
+
+
+@pytest.fixture(scope="module")
+def overfit_run(dataset, tmp_path_factory):
+    root = tmp_path_factory.mktemp("overfit")
+    cfg = write_config(root / "tiny.yaml")
+    result = train(cfg, dataset, root / "run", threads=1)
+    return result
+
+
+def test_tiny_model_overfits_two_real_songs(overfit_run):
+    rows = train_rows(overfit_run.run_dir)
+    assert overfit_run.step == 250 and not overfit_run.stopped_early
+    # Uniform guessing costs ~20.7 (sum of log vocab sizes); memorising two songs goes far below.
+    assert rows[0]["loss"] > 12.0
+    assert rows[-1]["loss"] < 5.0, rows[-1]
+    assert set(rows[-1]) >= {"type", "beat", "density", "strength", "instrument", "pitch",
+                             "duration", "lr", "tokens_per_s"}
+    assert (overfit_run.run_dir / "loss.png").stat().st_size > 1000
+
+
+def test_genre_start_token_changes_the_prediction(overfit_run):
+    model, extra = load_model(overfit_run.run_dir / "model.safetensors")
+    assert extra["genres"] == ["pop", "rock"]
+    for mask in ([0, 1, 0, 0, 0], [1, 1, 0, 1, 0]):       # piano; drums+piano+bass
+        state = model.start(torch.tensor([0, 1]), torch.tensor([mask, mask]))
+        bar = torch.tensor([1, 1])
+        p = model.attribute_logits(state.hidden, bar)["density"].softmax(-1)
+        total_variation = 0.5 * (p[0] - p[1]).abs().sum().item()
+        assert total_variation > 0.2, (mask, total_variation)
+
+
+def test_resume_continues_the_same_loss_curve(dataset, tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", dropout=0.1, max_steps=16, log_every=1)
+    straight = train(cfg, dataset, tmp_path / "straight", threads=1)
+    first = train(cfg, dataset, tmp_path / "split", max_steps=8, threads=1)
+    assert first.stopped_early and first.step == 8
+    resumed = train(None, dataset, tmp_path / "split", resume=True, threads=1)
+    assert resumed.step == 16 and not resumed.stopped_early
+    a, b = train_rows(tmp_path / "straight"), train_rows(tmp_path / "split")
+    assert [r["step"] for r in b] == list(range(1, 17))
+    for ra, rb in zip(a, b):
+        assert rb["loss"] == pytest.approx(ra["loss"], abs=1e-5), ra["step"]
+    # The final weights are the same too.
+    wa, _ = load_model(tmp_path / "straight" / "model.safetensors")
+    wb, _ = load_model(tmp_path / "split" / "model.safetensors")
+    for (name, x), (_, y) in zip(wa.state_dict().items(), wb.state_dict().items()):
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_max_minutes_checkpoints_and_stops(dataset, tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", max_steps=50)
+    result = train(cfg, dataset, tmp_path / "run", max_minutes=0.0, threads=1)
+    assert result.stopped_early and result.step == 1
+    assert "resume with --resume" in result.describe()
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 1
+
+
+def test_bad_datasets_and_checkpoints_are_clear_errors(dataset, tmp_path, capsys):
+    cfg = write_config(tmp_path / "c.yaml", max_steps=2)
+    with pytest.raises(InputError, match="not a vbgm dataset"):
+        train(cfg, tmp_path / "missing", tmp_path / "r0")
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--config", str(cfg), "--data", str(tmp_path / "empty"),
+                 "-o", str(tmp_path / "r0")]) == 2
+    assert "not a vbgm dataset" in capsys.readouterr().err
+
+    run = tmp_path / "run"
+    train(cfg, dataset, run, threads=1)
+    with pytest.raises(InputError, match="already holds a training run"):
+        train(cfg, dataset, run)
+    # Another config: refused, naming what differs.
+    other = tmp_path / "other.yaml"
+    other.write_text(cfg.read_text().replace("d_model: 64", "d_model: 32"))
+    with pytest.raises(ModelLoadError, match="another config.*d_model"):
+        train(other, dataset, run, resume=True)
+    # A truncated checkpoint, or a file that is no checkpoint: refused, never partly loaded.
+    data = (run / "checkpoint.pt").read_bytes()
+    (run / "checkpoint.pt").write_bytes(data[: len(data) // 3])
+    assert main(["train", "--data", str(dataset), "-o", str(run), "--resume"]) == 3
+    assert "truncated or damaged" in capsys.readouterr().err
+    torch.save({"weights": torch.zeros(3)}, run / "checkpoint.pt")
+    with pytest.raises(ModelLoadError, match="not a vbgm training checkpoint"):
+        train(None, dataset, run, resume=True)
+    with pytest.raises(ModelLoadError, match="checkpoint not found"):
+        train(None, dataset, tmp_path / "nothing", resume=True)
+
+
+def test_ddp_under_torchrun_on_cpu(dataset, tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", max_steps=4, log_every=2)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "vbgm_core", "train", "--config", str(cfg), "--data", str(dataset),
+         "-o", str(tmp_path / "run"), "--device", "cpu", "--threads", "1"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = train_rows(tmp_path / "run")
+    assert [r["step"] for r in rows] == [2, 4]       # rank 0 alone writes
+    model, _ = load_model(tmp_path / "run" / "model.safetensors")
+    assert model.cfg.n_genres == 2

@@ -1,0 +1,430 @@
+"""`vbgm train`: one resumable training loop for the CMT.
+
+Examples are random crops of single songs (``crop_len`` tokens) that keep every token's true
+beat index and beat-timing bin, computed on the whole song. The data and dropout randomness of
+step ``s`` are seeded from (seed, s, rank), so a checkpoint that stores the step, model,
+optimizer and scheduler resumes the exact loss curve, on any number of processes.
+
+Multi-GPU / multi-node: run under ``torchrun`` (PyTorch DDP); rank 0 writes all files.
+
+Run directory:
+    checkpoint.pt      latest training checkpoint (atomic; --resume continues from it)
+    model.safetensors  the weights with their config, for use (written at every checkpoint)
+    metrics.jsonl      one JSON row per log / validation step
+    loss.png           loss curves
+    config.yaml        the configs the run uses
+"""
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import TokenDataset
+from .errors import InputError, ModelLoadError
+from .files import atomic_path
+from .model.checkpoint import (load_checkpoint, model_from_checkpoint, save_checkpoint,
+                               save_model)
+from .model.cmt import CMT, masked_losses
+from .model.config import (ATTRIBUTES, N_INSTRUMENTS, ModelConfig, TrainConfig, config_to_dict,
+                           load_config)
+from .music.tokenizer import token_positions
+
+CHECKPOINT = "checkpoint.pt"
+WEIGHTS = "model.safetensors"
+METRICS = "metrics.jsonl"
+
+
+def instrument_bits(mask):
+    """Instrument mask int → list of N_INSTRUMENTS 0/1 (bit i = group i + 1 present)."""
+    return [(int(mask) >> i) & 1 for i in range(N_INSTRUMENTS)]
+
+
+class CropSampler:
+    """Random crops of the songs in ``rows`` of a dataset, as padded batches.
+
+    Args:
+        dataset: a :class:`vbgm_core.data.TokenDataset`.
+        rows: song row numbers to draw from.
+        crop_len: tokens per example; shorter songs are padded with zeros.
+        start_crop_prob: probability that a crop starts at the song's first token.
+    """
+
+    def __init__(self, dataset, rows, crop_len, start_crop_prob):
+        self.dataset = dataset
+        self.rows = list(rows)
+        self.crop_len = crop_len
+        self.start_crop_prob = start_crop_prob
+        lengths = torch.tensor([dataset.index[r]["length"] for r in self.rows], dtype=torch.float)
+        self.weights = lengths / lengths.sum()   # every token about equally likely to be seen
+        self._positions = {}
+
+    def _song(self, row):
+        if row not in self._positions:
+            tokens = self.dataset.song(row)
+            beat, timing = token_positions(tokens)
+            self._positions[row] = (tokens.astype(np.int64), beat, timing)
+        return self._positions[row]
+
+    def batch(self, batch_size, generator):
+        """Draw a batch.
+
+        Returns:
+            dict with tokens ``[B, L, 7]``, beat_index ``[B, L]``, timing ``[B, L]``,
+            genre ``[B]``, instruments ``[B, 5]`` (CPU tensors).
+        """
+        picks = torch.multinomial(self.weights, batch_size, replacement=True, generator=generator)
+        L = self.crop_len
+        out = {"tokens": torch.zeros(batch_size, L, len(ATTRIBUTES), dtype=torch.long),
+               "beat_index": torch.zeros(batch_size, L, dtype=torch.long),
+               "timing": torch.zeros(batch_size, L, dtype=torch.long),
+               "genre": torch.zeros(batch_size, dtype=torch.long),
+               "instruments": torch.zeros(batch_size, N_INSTRUMENTS, dtype=torch.long)}
+        for b, pick in enumerate(picks.tolist()):
+            row = self.rows[pick]
+            tokens, beat, timing = self._song(row)
+            start = 0
+            if len(tokens) > L and torch.rand(1, generator=generator).item() >= self.start_crop_prob:
+                start = int(torch.randint(0, len(tokens) - L + 1, (1,), generator=generator))
+            n = min(L, len(tokens) - start)
+            out["tokens"][b, :n] = torch.from_numpy(tokens[start:start + n])
+            out["beat_index"][b, :n] = torch.from_numpy(beat[start:start + n])
+            out["timing"][b, :n] = torch.from_numpy(timing[start:start + n])
+            info = self.dataset.index[row]
+            out["genre"][b] = info["genre_id"]
+            out["instruments"][b] = torch.tensor(instrument_bits(info["instruments"]))
+        return out
+
+
+def split_rows(dataset, valid_fraction):
+    """(train rows, valid rows), split by song: the dataset's own split, or, when it has no
+    validation songs, every n-th training song held out (at least one when there are two;
+    none when ``valid_fraction`` is 0)."""
+    train = dataset.split_ids("train")
+    valid = dataset.split_ids("valid")
+    if not train:
+        raise InputError(f"{dataset.path}: no training songs in the dataset")
+    if not valid and len(train) >= 2 and valid_fraction > 0:
+        n_valid = max(1, round(valid_fraction * len(train)))
+        valid = train[::max(1, len(train) // n_valid)][:n_valid]
+        train = [r for r in train if r not in valid]
+    return train, valid
+
+
+def lr_factor(step, cfg):
+    """Learning-rate multiplier: linear warm-up, then cosine decay to ``min_lr_ratio``."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model, cfg):
+    """AdamW; matrices (linear and embedding weights) decay, biases and norms do not."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    other = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": other, "weight_decay": 0.0}],
+                             lr=cfg.lr, betas=cfg.betas)
+
+
+def _step_seed(seed, step, rank, stream):
+    """Independent seed per (run seed, step, process, stream): data = 0, dropout = 1."""
+    return ((seed * 1_000_003 + step) * 1_009 + rank) * 4 + stream
+
+
+def _to(batch, device):
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@dataclass
+class TrainResult:
+    """What a `vbgm train` run did."""
+
+    run_dir: Path
+    step: int
+    max_steps: int
+    stopped_early: bool          # stopped by --max-minutes / --max-steps before the schedule's end
+    train_loss: float | None
+    valid_loss: float | None
+    tokens_per_s: float | None
+
+    def describe(self):
+        state = "stopped (resume with --resume)" if self.stopped_early else "finished"
+        parts = [f"{state} at step {self.step}/{self.max_steps}"]
+        if self.train_loss is not None:
+            parts.append(f"train loss {self.train_loss:.3f}")
+        if self.valid_loss is not None:
+            parts.append(f"valid loss {self.valid_loss:.3f}")
+        if self.tokens_per_s:
+            parts.append(f"{self.tokens_per_s:,.0f} tokens/s")
+        return f"{self.run_dir}: " + ", ".join(parts)
+
+
+class _Distributed:
+    """torchrun's environment → DDP process group (or a single process)."""
+
+    def __init__(self, device):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda" and not torch.cuda.is_available():
+            raise InputError("--device cuda: no CUDA device available")
+        if device == "cuda":
+            device = f"cuda:{local}"
+            torch.cuda.set_device(device)
+        self.device = torch.device(device)
+        if self.world > 1:
+            torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+
+    @property
+    def main(self):
+        return self.rank == 0
+
+    def any(self, flag):
+        """True on every process when ``flag`` is true on any (e.g. the time limit)."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([float(flag)], device=self.device)
+        torch.distributed.all_reduce(t)
+        return bool(t.item())
+
+    def close(self):
+        if self.world > 1:
+            torch.distributed.destroy_process_group()
+
+
+def _check_resume(payload, model_cfg, train_cfg, genres, path, config_given):
+    """Refuse a checkpoint from another config or another genre list."""
+    if payload.get("genres") != list(genres):
+        raise ModelLoadError(f"{path}: checkpoint was trained on genres {payload.get('genres')}, "
+                             f"the dataset has {list(genres)}")
+    if not config_given:
+        return
+    for name, cfg, stored in (("model", model_cfg, payload.get("model_config")),
+                              ("train", train_cfg, payload.get("train_config"))):
+        now = config_to_dict(cfg)
+        if stored != now:
+            diff = sorted(k for k in now if (stored or {}).get(k) != now[k])
+            raise ModelLoadError(f"{path}: checkpoint is from another config ({name} differs in "
+                                 f"{', '.join(diff)}); resume without --config or use its config")
+
+
+def _evaluate(model, sampler, cfg, device, autocast):
+    """Mean per-attribute validation loss over a fixed set of crops."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    sums = {a: 0.0 for a in ATTRIBUTES}
+    counts = {a: 0 for a in ATTRIBUTES}
+    model.eval()
+    with torch.no_grad():
+        for _ in range(cfg.eval_batches):
+            batch = _to(sampler.batch(cfg.batch_size, generator), device)
+            with autocast():
+                losses, n = masked_losses(model(**batch), batch["tokens"])
+            for a in ATTRIBUTES:
+                sums[a] += losses[a].item() * n[a].item()
+                counts[a] += n[a].item()
+    model.train()
+    per = {a: sums[a] / max(counts[a], 1) for a in ATTRIBUTES}
+    return {"loss": sum(per.values()), **per}
+
+
+def _append_metrics(path, row):
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def _truncate_metrics(path, step):
+    """On resume, drop rows logged after the checkpoint (those steps run again)."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line)["step"] <= step]
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(r + "\n" for r in rows))
+
+
+def plot_losses(metrics_path, out_png):
+    """Train and validation loss against step, from metrics.jsonl."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for split, style in (("train", "-"), ("valid", "o-")):
+        pts = [(r["step"], r["loss"]) for r in rows if r["split"] == split]
+        if pts:
+            ax.plot(*zip(*pts), style, label=split, markersize=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (sum of the 7 attributes)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def train(config, data, output, *, resume=False, max_minutes=None, max_steps=None, threads=None,
+          device="auto", progress=False):
+    """Train (or resume training) a CMT.
+
+    Args:
+        config: preset name or YAML path; on resume None means "the checkpoint's config".
+        data: dataset directory from `vbgm prepare`.
+        output: run directory (created; must not hold a run unless ``resume``).
+        resume: continue from ``output/checkpoint.pt``.
+        max_minutes: checkpoint and stop cleanly after this much wall time.
+        max_steps: stop at this step (the learning-rate schedule still follows the config).
+        threads: CPU threads for torch (default: torch's choice).
+        device: "auto", "cpu" or "cuda".
+        progress: show a progress bar on stderr (rank 0).
+
+    Returns:
+        TrainResult.
+
+    Raises:
+        InputError: bad dataset, config or output directory.
+        ModelLoadError: a checkpoint that is damaged or does not fit.
+    """
+    t0 = time.monotonic()
+    dataset = TokenDataset(data)   # raises InputError for a missing/empty/incompatible dataset
+    out = Path(output)
+    ckpt_path = out / CHECKPOINT
+    payload = None
+    if resume:
+        payload = load_checkpoint(ckpt_path)
+    elif ckpt_path.exists():
+        raise InputError(f"{out}: already holds a training run (use --resume to continue it)")
+    if config is None:
+        if payload is None:
+            raise InputError("--config is needed to start a run")
+        model_cfg = ModelConfig(**payload["model_config"])
+        train_cfg = TrainConfig(**payload["train_config"])
+    else:
+        model_cfg, train_cfg = load_config(config)
+        model_cfg = dataclasses.replace(model_cfg, n_genres=len(dataset.genres))
+    if payload is not None:
+        _check_resume(payload, model_cfg, train_cfg, dataset.genres, ckpt_path, config is not None)
+    stop_step = min(max_steps or train_cfg.max_steps, train_cfg.max_steps)
+    if threads:
+        torch.set_num_threads(threads)
+
+    dist = _Distributed(device)
+    try:
+        return _loop(dataset, out, model_cfg, train_cfg, payload, dist, stop_step, max_minutes,
+                     progress, t0)
+    finally:
+        dist.close()
+
+
+def _loop(dataset, out, model_cfg, cfg, payload, dist, stop_step, max_minutes, progress, t0):
+    from tqdm import tqdm
+
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        import yaml
+        with atomic_path(out / "config.yaml") as tmp:
+            tmp.write_text(yaml.safe_dump({"model": config_to_dict(model_cfg),
+                                           "train": config_to_dict(cfg)}, sort_keys=False))
+    train_rows, valid_rows = split_rows(dataset, cfg.valid_fraction)
+    sampler = CropSampler(dataset, train_rows, cfg.crop_len, cfg.start_crop_prob)
+    valid = CropSampler(dataset, valid_rows, cfg.crop_len, 0.0) if valid_rows else None
+
+    torch.manual_seed(cfg.seed)
+    model = (model_from_checkpoint(payload, out / CHECKPOINT) if payload else CMT(model_cfg))
+    model.to(dist.device).train()
+    optimizer = make_optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
+    step = 0
+    if payload:
+        try:
+            optimizer.load_state_dict(payload["optimizer"])
+            scheduler.load_state_dict(payload["scheduler"])
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise ModelLoadError(f"{out / CHECKPOINT}: optimizer state does not fit ({e})") from None
+        step = int(payload["step"])
+    net = model
+    if dist.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
+    use_bf16 = dist.device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+    def autocast():
+        return torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16)
+
+    metrics = out / METRICS
+    if dist.main:
+        _truncate_metrics(metrics, step)
+
+    def checkpoint():
+        if not dist.main:
+            return
+        save_checkpoint(out / CHECKPOINT, {
+            "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "model_config": config_to_dict(model_cfg),
+            "train_config": config_to_dict(cfg), "genres": list(dataset.genres)})
+        save_model(out / WEIGHTS, model, {"genres": list(dataset.genres), "step": step})
+        if metrics.exists() and metrics.stat().st_size:
+            plot_losses(metrics, out / "loss.png")
+
+    bar = tqdm(total=stop_step, initial=step, disable=not (progress and dist.main),
+               file=sys.stderr, unit="step", dynamic_ncols=True)
+    window = {"tokens": 0, "time": time.monotonic(), "losses": {a: 0.0 for a in ATTRIBUTES}, "n": 0}
+    last = {"train": None, "valid": None, "tps": None}
+    stopped_early = False
+    while step < stop_step:
+        batch = _to(sampler.batch(cfg.batch_size, torch.Generator().manual_seed(
+            _step_seed(cfg.seed, step, dist.rank, 0))), dist.device)
+        torch.manual_seed(_step_seed(cfg.seed, step, dist.rank, 1))      # dropout
+        with autocast():
+            losses, _ = masked_losses(net(**batch), batch["tokens"])
+        loss = sum(losses.values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+
+        window["tokens"] += int((batch["tokens"][..., 0] > 0).sum()) * dist.world
+        window["n"] += 1
+        for a in ATTRIBUTES:
+            window["losses"][a] += losses[a].item()
+        if step % cfg.log_every == 0 or step == stop_step:
+            elapsed = time.monotonic() - window["time"]
+            per = {a: v / window["n"] for a, v in window["losses"].items()}
+            last["train"], last["tps"] = sum(per.values()), window["tokens"] / max(elapsed, 1e-9)
+            if dist.main:
+                _append_metrics(metrics, {"step": step, "split": "train", "loss": last["train"],
+                                          **per, "lr": scheduler.get_last_lr()[0],
+                                          "tokens_per_s": last["tps"],
+                                          "elapsed_s": time.monotonic() - t0})
+            bar.set_postfix(loss=f"{last['train']:.3f}", tok_s=f"{last['tps']:,.0f}")
+            window = {"tokens": 0, "time": time.monotonic(),
+                      "losses": {a: 0.0 for a in ATTRIBUTES}, "n": 0}
+        if valid is not None and (step % cfg.eval_every == 0 or step == stop_step):
+            row = _evaluate(model, valid, cfg, dist.device, autocast)
+            last["valid"] = row["loss"]
+            if dist.main:
+                _append_metrics(metrics, {"step": step, "split": "valid", **row})
+        bar.update(1)
+        out_of_time = max_minutes is not None and time.monotonic() - t0 > 60 * max_minutes
+        if dist.any(out_of_time):
+            stopped_early = True
+            break
+        if step % cfg.checkpoint_every == 0 and step < stop_step:
+            checkpoint()
+    checkpoint()
+    bar.close()
+    return TrainResult(out, step, cfg.max_steps, stopped_early or step < cfg.max_steps,
+                       last["train"], last["valid"], last["tps"])
