@@ -40,6 +40,8 @@ from .music.tokenizer import token_positions
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "model.safetensors"
 METRICS = "metrics.jsonl"
+CHECKPOINT_KEYS = {"step", "model", "optimizer", "scheduler", "model_config", "train_config",
+                   "genres"}
 
 
 def instrument_bits(mask):
@@ -303,13 +305,21 @@ def train(config, data, output, *, resume=False, max_minutes=None, max_steps=Non
     payload = None
     if resume:
         payload = load_checkpoint(ckpt_path)
+        missing = CHECKPOINT_KEYS - set(payload)
+        if missing:
+            raise ModelLoadError(
+                f"{ckpt_path}: incomplete checkpoint (no {', '.join(sorted(missing))})")
     elif ckpt_path.exists():
         raise InputError(f"{out}: already holds a training run (use --resume to continue it)")
     if config is None:
         if payload is None:
             raise InputError("--config is needed to start a run")
-        model_cfg = ModelConfig(**payload["model_config"])
-        train_cfg = TrainConfig(**payload["train_config"])
+        try:
+            model_cfg = ModelConfig(**payload["model_config"])
+            train_cfg = TrainConfig(**payload["train_config"])
+        except (TypeError, InputError) as e:
+            raise ModelLoadError(
+                f"{ckpt_path}: checkpoint config does not fit this vbgm ({e})") from None
     else:
         model_cfg, train_cfg = load_config(config)
         model_cfg = dataclasses.replace(model_cfg, n_genres=len(dataset.genres))

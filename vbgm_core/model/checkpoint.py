@@ -97,7 +97,8 @@ def _load_state(model, state, path):
     except RuntimeError as e:
         first = str(e).strip().splitlines()
         detail = " ".join(line.strip() for line in first[:3])
-        raise ModelLoadError(f"{path}: weights do not match the model config ({detail[:300]})") from None
+        raise ModelLoadError(
+            f"{path}: weights do not match the model config ({detail[:300]})") from None
 
 
 def save_checkpoint(path, payload):

@@ -111,7 +111,7 @@ class CMT(nn.Module):
         return self.type_head(hidden)
 
     def attribute_logits(self, hidden, type_ids):
-        """Hidden ``[..., D]`` and the (chosen or target) type ``[...]`` → dict of the six others."""
+        """Hidden ``[..., D]`` and the chosen (or target) type ``[...]`` → the six others."""
         h = self.type_proj(torch.cat((hidden, self.embeddings[0](type_ids.long())), dim=-1))
         return {a: head(h) for a, head in self.heads.items()}
 

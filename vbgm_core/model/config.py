@@ -68,7 +68,7 @@ class TrainConfig:
     """Optimisation and data sampling for ``vbgm train``."""
 
     crop_len: int = 512            # tokens per training example (random crop of one song)
-    start_crop_prob: float = 0.25  # share of crops taken from a song's start (generation starts there)
+    start_crop_prob: float = 0.25  # share of crops that start at the song's start, as generation
     batch_size: int = 8            # per process
     lr: float = 5e-4               # peak learning rate
     min_lr_ratio: float = 0.1      # cosine decays to lr * min_lr_ratio at max_steps
