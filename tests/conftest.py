@@ -20,3 +20,59 @@ def shared():
     if not (SHARED / "data").is_dir():
         pytest.skip(f"needs the shared data folder {SHARED} (absent in this checkout)")
     return SHARED
+
+
+SAMPLE_CLIP = ROOT / "examples" / "media" / "bigbuckbunny.mp4"
+
+TINY_CONFIG = """
+model:
+  n_layers: 2
+  n_heads: 2
+  d_model: 64
+  d_ff: 128
+  dropout: 0.0
+  emb_sizes: {type: 8, beat: 8, density: 8, strength: 8, pitch: 32, duration: 16, instrument: 8}
+  chunk_size: 32
+train:
+  crop_len: 128
+  batch_size: 8
+  lr: 3.0e-3
+  warmup_steps: 10
+  max_steps: 120
+  weight_decay: 0.0
+  valid_fraction: 0.0
+  eval_every: 1000
+  checkpoint_every: 1000
+  log_every: 40
+"""
+
+
+@pytest.fixture(scope="session")
+def sample_clip():
+    """The bundled CC-BY sample clip (Big Buck Bunny, 5.3 s)."""
+    return SAMPLE_CLIP
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A tiny CMT trained for seconds on the committed fixture songs (genres pop and rock).
+
+    Its music is weak, but it is a real trained model of the real format: what the scoring
+    pipeline, the plugins and `vbgm eval` are tested with, independently of the bundled model.
+    """
+    import shutil
+
+    from vbgm_core.data import prepare
+    from vbgm_core.train import train
+
+    root = tmp_path_factory.mktemp("tiny_model")
+    songs = {"pop": ("pop909_001.mid", "chuggachugga.mid"),
+             "rock": ("coconut_run2.mid", "train_filled_with_cash.mid")}
+    for genre, names in songs.items():
+        (root / "midi" / genre).mkdir(parents=True)
+        for name in names:
+            shutil.copy(FIXTURES / "midi" / name, root / "midi" / genre / name)
+    prepare(root / "midi", root / "data", workers=1)
+    (root / "tiny.yaml").write_text(TINY_CONFIG)
+    result = train(root / "tiny.yaml", root / "data", root / "run", threads=1)
+    return result.run_dir / "model.safetensors"

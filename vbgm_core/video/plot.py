@@ -21,6 +21,18 @@ def plot_rhythm(rhythm, path, title=None):
 
     fig, (ax_m, ax_b) = plt.subplots(2, 1, figsize=(12, 5), sharex=True,
                                      gridspec_kw={"height_ratios": [2, 1]})
+    draw_rhythm(fig, ax_m, ax_b, rhythm)
+    name = title or f"{rhythm.source or 'clip'}: {rhythm.tempo_bpm:g} BPM, {rhythm.n_bars} bars"
+    fig.suptitle(name, fontsize=10, x=0.02, ha="left")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def draw_rhythm(fig, ax_m, ax_b, rhythm):
+    """Motion + bar density on ``ax_m``, visual beats + cuts on ``ax_b``, legend on ``fig``."""
     t = [m[0] for m in rhythm.motion]
     f = [m[1] for m in rhythm.motion]
     ax_m.plot(t, f, color="tab:blue", lw=0.8, label="motion F (short sides/s)")
@@ -46,10 +58,3 @@ def plot_rhythm(rhythm, path, title=None):
     handles = sum((a.get_legend_handles_labels()[0] for a in (ax_m, ax_d, ax_b)), [])
     labels = sum((a.get_legend_handles_labels()[1] for a in (ax_m, ax_d, ax_b)), [])
     fig.legend(handles, labels, loc="upper right", fontsize=8)
-    name = title or f"{rhythm.source or 'clip'}: {rhythm.tempo_bpm:g} BPM, {rhythm.n_bars} bars"
-    fig.suptitle(name, fontsize=10, x=0.02, ha="left")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    return path

@@ -1,0 +1,222 @@
+"""Controlled generation: Algorithm 1 of the CMT paper (METHOD.md §4) with grammar masks.
+
+One token per step with the model's recurrent state (O(1) per token). The grammar of the
+compound words fixes every token's type (a bar's density says how many beat tokens follow, a
+beat's strength how many notes), so the sampler chooses the attributes, masked so that the
+result always decodes: beat ticks move forward and leave room for the beats still due, notes
+come in (instrument, pitch) order from the chosen instruments only, drums last one tick, and
+the piece has exactly the video's number of bars, then EOS.
+
+The video's controls, each applied with probability C (the control degree):
+- a bar's density is replaced by the video's density for that bar;
+- a visual beat (or cut) becomes a beat token at its tick with the video's strength: the
+  sampled tick may not pass it, and a beat sampled at or after it is moved onto it.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .errors import Cancelled, InputError
+from .music.instruments import GROUP_ID, GROUPS
+from .music.tokenizer import (BAR, BEAT, BEAT_T, DENSITY, DURATION, EOS, INSTRUMENT,
+                              MAX_STRENGTH, NOTE, PITCH, STRENGTH, TICKS_PER_BAR, TICKS_PER_BEAT,
+                              TIMING_BINS, TYPE)
+
+DRUM_KEYS = (35, 81)  # General MIDI percussion key range, inclusive
+
+
+@dataclass
+class Sampling:
+    """Per-attribute temperature and nucleus (top-p). Defaults follow the authors' settings
+    (METHOD.md §6: beat/density temperature 1.2, top-p 0.9 elsewhere), except duration, for
+    which their temperature 2 gave scattered lengths here; 1.0 is used."""
+
+    temperature: dict = field(default_factory=lambda: {
+        "beat": 1.2, "density": 1.2, "strength": 1.0, "instrument": 1.0, "pitch": 1.0,
+        "duration": 1.0})
+    top_p: dict = field(default_factory=lambda: {
+        "beat": 0.9, "density": 0.9, "strength": 0.9, "instrument": 0.9, "pitch": 0.9,
+        "duration": 0.9})
+
+
+@dataclass
+class Targets:
+    """What the video asks for, on the music grid.
+
+    Attributes:
+        n_bars: length of the piece in bars.
+        densities: target density (0..16) of each bar, or None for free music.
+        beats: ``{absolute tick: strength}`` of the visual beats and cuts.
+    """
+
+    n_bars: int
+    densities: list | None = None
+    beats: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_rhythm(cls, rhythm):
+        """Targets of a VideoRhythm (its visual beats include the cuts, at full strength)."""
+        limit = rhythm.n_bars * TICKS_PER_BAR
+        beats = {b.tick: min(max(b.strength, 1), MAX_STRENGTH)
+                 for b in rhythm.visual_beats if 0 <= b.tick < limit}
+        return cls(rhythm.n_bars, [b.density for b in rhythm.bars], beats)
+
+
+def _choose(logits, allowed, temperature, top_p, rng):
+    """Sample an index of ``logits`` among ``allowed`` (bool array) with temperature + top-p."""
+    idx = np.flatnonzero(allowed)
+    if len(idx) == 1:
+        return int(idx[0])
+    z = logits[idx] / max(temperature, 1e-6)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    order = np.argsort(-p, kind="stable")
+    keep = np.cumsum(p[order]) - p[order] < top_p  # the smallest set reaching top_p
+    kept = order[keep]
+    q = p[kept] / p[kept].sum()
+    return int(idx[kept[rng.choice(len(kept), p=q)]])
+
+
+class ControlledSampler:
+    """Generates the tokens of one piece for a video (or free music without targets).
+
+    Args:
+        model: a CMT in eval mode.
+        genre: genre index of the model.
+        instruments: group names to use (subset of GROUPS).
+        control: control degree C in [0, 1].
+        seed: random seed; same inputs and seed give the same tokens.
+        sampling: a :class:`Sampling`.
+        timing: give the model the beat-timing encoding (the "unconditioned" baseline of the
+            evaluation turns it off).
+    """
+
+    def __init__(self, model, genre, instruments, control=0.7, seed=0, sampling=None, timing=True):
+        if not 0.0 <= control <= 1.0:
+            raise InputError(f"control degree {control} is outside [0, 1]")
+        unknown = [i for i in instruments if i not in GROUPS]
+        if unknown or not instruments:
+            raise InputError(f"unknown instrument(s) {unknown or '(none given)'}; "
+                             f"choose from {', '.join(GROUPS)}")
+        self.model = model
+        self.genre = genre
+        self.group_ids = sorted(GROUP_ID[i] for i in instruments)
+        self.control = control
+        self.rng = np.random.default_rng(seed)
+        self.sampling = sampling or Sampling()
+        self.timing = timing
+
+    @torch.no_grad()
+    def _logits(self, state, kind):
+        h = state.hidden
+        out = self.model.attribute_logits(h, torch.full(h.shape[:1], kind, dtype=torch.long))
+        return {k: v[0].double().numpy() for k, v in out.items()}
+
+    def _pick(self, logits, name, allowed):
+        return _choose(logits[name], allowed, self.sampling.temperature[name],
+                       self.sampling.top_p[name], self.rng)
+
+    def generate(self, targets, progress=None, cancel=None):
+        """Sample the piece.
+
+        Args:
+            targets: :class:`Targets` (n_bars is always honoured; densities/beats with prob C).
+            progress: optional callable(fraction) called once per bar.
+            cancel: optional callable() → True to stop (raises Cancelled).
+
+        Returns:
+            (N, 7) int64 tokens ending with EOS, valid under ``tokens_errors``.
+        """
+        model, rng = self.model, self.rng
+        n_beats = 4 * targets.n_bars
+        state = model.start(torch.tensor([self.genre]),
+                            torch.tensor([[1.0 if GROUP_ID[g] in self.group_ids else 0.0
+                                           for g in GROUPS]]))
+        tokens = []
+
+        def emit(row, beat_index):
+            tokens.append(row)
+            timing = round(TIMING_BINS * beat_index / n_beats) if self.timing else 0
+            model.step(state, torch.tensor([row]), torch.tensor([beat_index]),
+                       torch.tensor([timing]))
+
+        for bar in range(targets.n_bars):
+            if cancel is not None and cancel():
+                raise Cancelled("generation cancelled")
+            # Visual beats of this bar that the control keeps (each with probability C).
+            forced = {tick - bar * TICKS_PER_BAR: s for tick, s in sorted(targets.beats.items())
+                      if bar * TICKS_PER_BAR <= tick < (bar + 1) * TICKS_PER_BAR
+                      and rng.random() < self.control}
+            logits = self._logits(state, BAR)
+            allowed = np.zeros(TICKS_PER_BAR + 2, bool)
+            allowed[1 + len(forced):] = True  # room for the forced beats
+            density = self._pick(logits, "density", allowed) - 1
+            if targets.densities is not None and rng.random() < self.control:
+                density = targets.densities[bar]
+            density = min(max(density, len(forced)), TICKS_PER_BAR)
+            emit([BAR, 0, density + 1, 0, 0, 0, 0], bar * 4)
+
+            last = -1
+            for left in range(density, 0, -1):
+                pending = sorted(t for t in forced if t > last)
+                logits = self._logits(state, BEAT_T)
+                if len(pending) == left:
+                    tick = pending[0]
+                else:
+                    allowed = np.zeros(TICKS_PER_BAR + 1, bool)
+                    hi = TICKS_PER_BAR - left  # leave a tick for each beat still due
+                    allowed[last + 2:hi + 2] = True
+                    tick = self._pick(logits, "beat", allowed) - 1
+                    if pending and tick >= pending[0]:
+                        tick = pending[0]  # at or after a visual beat: onto the visual beat
+                if tick in forced:
+                    strength = forced[tick]
+                else:
+                    allowed = np.zeros(MAX_STRENGTH + 1, bool)
+                    allowed[1:] = True
+                    strength = self._pick(logits, "strength", allowed)
+                last = tick
+                beat_index = (bar * TICKS_PER_BAR + tick) // TICKS_PER_BEAT
+                emit([BEAT_T, tick + 1, left + 1, strength, 0, 0, 0], beat_index)
+                self._notes(state, strength, beat_index, emit)
+            if progress is not None:
+                progress((bar + 1) / targets.n_bars)
+        tokens.append([EOS, 0, 0, 0, 0, 0, 0])
+        return np.array(tokens, dtype=np.int64)
+
+    def _notes(self, state, strength, beat_index, emit):
+        """Emit ``strength`` notes in strictly increasing (instrument, pitch) order."""
+        last_inst, last_pitch = 0, -1
+        for left in range(strength, 0, -1):
+            logits = self._logits(state, NOTE)
+            room = {g: self._pitch_mask(g, last_pitch if g == last_inst else -1)
+                    for g in self.group_ids if g >= last_inst}
+            later = {g: sum(room[h].sum() for h in room if h > g) for g in room}
+            # An instrument is possible if it and those after it can hold the notes still due.
+            allowed = np.zeros(len(GROUPS) + 1, bool)
+            for g, mask in room.items():
+                allowed[g] = mask.any() and mask.sum() + later[g] >= left
+            inst = self._pick(logits, "instrument", allowed)
+            mask = room[inst].copy()
+            keep_free = left - 1 - later[inst]  # top pitches kept for this instrument's next notes
+            if keep_free > 0:
+                mask[np.flatnonzero(mask)[-keep_free:]] = False
+            pitch = self._pick(logits, "pitch", np.concatenate([[False], mask])) - 1
+            if inst == GROUP_ID["drums"]:
+                duration = 1
+            else:
+                allowed = np.ones(len(logits["duration"]), bool)
+                allowed[0] = False
+                duration = self._pick(logits, "duration", allowed)
+            emit([NOTE, 0, 0, 0, inst, pitch + 1, duration], beat_index)
+            last_inst, last_pitch = inst, pitch
+
+    @staticmethod
+    def _pitch_mask(group_id, above):
+        """Pitches (0..127) allowed for a group, strictly above ``above``."""
+        mask = np.zeros(128, bool)
+        lo, hi = DRUM_KEYS if group_id == GROUP_ID["drums"] else (0, 127)
+        mask[max(lo, above + 1):hi + 1] = True
+        return mask
