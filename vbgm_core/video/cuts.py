@@ -20,8 +20,8 @@ _WINDOW = 6
 
 def colour_histogram(frame):
     """Normalised per-channel histogram of a ``(h, w, 3)`` uint8 frame, shape ``(3 * 16,)``."""
-    q = (frame.reshape(-1, 3) >> 4).astype(np.int32) + np.array([0, _BINS, 2 * _BINS])
-    hist = np.bincount(q.ravel(), minlength=3 * _BINS).astype(np.float32)
+    hist = np.concatenate([cv2.calcHist([frame], [c], None, [_BINS], [0, 256]).ravel()
+                           for c in range(3)])
     return hist / (frame.shape[0] * frame.shape[1])
 
 

@@ -24,16 +24,16 @@ class FlowMeter:
 
     Args:
         size: ``(w, h)`` of the analysis frames.
-        preset: an OpenCV ``DISOPTICAL_FLOW_PRESET_*`` value.
+        preset: an OpenCV ``DISOPTICAL_FLOW_PRESET_*`` value (default ``DIS_PRESET``).
     """
 
-    def __init__(self, size, preset=DIS_PRESET):
+    def __init__(self, size, preset=None):
         w, h = size
         self.short_side = float(min(w, h))
-        self._dis = cv2.DISOpticalFlow_create(preset)
+        self._dis = cv2.DISOpticalFlow_create(DIS_PRESET if preset is None else preset)
         bx, by = int(round(w * BORDER)), int(round(h * BORDER))
         self._crop = (slice(by, h - by), slice(bx, w - bx))
-        self._n_inner = (h - 2 * by) * (w - 2 * bx)
+        self._n_inner = len(range(by, h - by, 2)) * len(range(bx, w - bx, 2))
 
     def measure(self, prev_gray, gray, dt):
         """Motion from ``prev_gray`` to ``gray``, ``dt`` seconds apart.
@@ -52,8 +52,10 @@ class FlowMeter:
         mag, ang = cv2.cartToPolar(flow[..., 0], flow[..., 1])
         unit = 1.0 / (self.short_side * dt)
         speed = float(mag.mean()) * unit
-        inner_mag = mag[self._crop].ravel()
-        bins = (ang[self._crop].ravel() * (DIRECTOGRAM_BINS / (2 * np.pi))).astype(np.int32)
+        # Every second pixel each way: the histogram's shape is the same, at a quarter the cost.
+        inner_mag = mag[self._crop][::2, ::2].ravel()
+        bins = (ang[self._crop][::2, ::2].ravel() * (DIRECTOGRAM_BINS / (2 * np.pi))).astype(
+            np.int32)
         np.minimum(bins, DIRECTOGRAM_BINS - 1, out=bins)  # angle 2*pi exactly
         hist = np.bincount(bins, weights=inner_mag, minlength=DIRECTOGRAM_BINS)
         return speed, (hist * (unit / self._n_inner)).astype(np.float32)
