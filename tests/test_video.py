@@ -229,3 +229,19 @@ def test_real_clips_analyse(videos):
 def test_same_input_same_result(videos):
     path = videos / "bikes.mp4"
     assert analyze_video(path, end=4) == analyze_video(path, end=4)
+
+
+def test_music_stats_file_drives_the_mapping(tmp_path):
+    from vbgm_core.errors import ModelLoadError
+
+    path = tmp_path / "music_stats.json"
+    # Training music where every non-empty bar has density 4 and every beat 3 notes.
+    path.write_text(json.dumps({"density_hist": [9] + [0] * 3 + [5] + [0] * 12,
+                                "strength_hist": [0, 0, 0, 7] + [0] * 21, "source": "test"}))
+    stats = mapping.music_stats(path)
+    assert list(mapping.bar_densities([0.02, 0.5, 2.0], stats)) == [4, 4, 4]
+    assert list(mapping.beat_strengths([0.0, 0.5, 1.0], stats)) == [3, 3, 3]
+    assert list(mapping.bar_densities([0.0, 0.001], stats)) == [0, 0]  # a still clip
+    path.write_text(json.dumps({"density_hist": [1, 2]}))
+    with pytest.raises(ModelLoadError, match="music_stats.json"):
+        mapping.music_stats(path)
