@@ -137,7 +137,8 @@ def score_video(video, out_wav=None, out_midi=None, out_video=None, *, genre=Non
     """Compose and render a soundtrack for a video file (or its [start, end) range).
 
     Args:
-        video: the video file (only read).
+        video: the video file (only read); may be None when ``rhythm`` is given (frames
+            analysed by the caller, e.g. an edited MoviePy clip) and ``out_video`` is not.
         out_wav, out_midi, out_video: outputs to write (atomically); refused if they exist
             unless ``overwrite``. ``out_video`` is a copy of the video with the music.
         genre: a genre of the model (default "pop" where the model has it).
@@ -163,7 +164,9 @@ def score_video(video, out_wav=None, out_midi=None, out_video=None, *, genre=Non
     from .render import render_audio, write_wav
     from .video.rhythm import analyze_video
 
-    video = Path(video)
+    if video is None and (rhythm is None or out_video is not None):
+        raise InputError("score_video needs a video file (or a rhythm, without out_video)")
+    video = Path(video) if video is not None else None
     for out in (out_wav, out_midi, out_video):
         if out is not None:
             check_output(out, overwrite)
@@ -216,7 +219,7 @@ def score_video(video, out_wav=None, out_midi=None, out_video=None, *, genre=Non
     report("render", 1.0)
     timings["tokens_per_s"] = len(tokens) / max(timings["generate_s"], 1e-9)
     result.report = score_report(
-        midi, rhythm, tokens, video=str(video), start_s=rhythm.start_s, genre=genre,
+        midi, rhythm, tokens, video=str(video) if video else None, start_s=rhythm.start_s, genre=genre,
         instruments=list(instruments), control=control, seed=seed,
         model=str(Path(model) if model else DEFAULT_MODEL),
         timings={k: round(v, 3) for k, v in timings.items()})
