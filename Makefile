@@ -16,3 +16,28 @@ blender-addon:
 test-blender:
 	scripts/setup_blender_venv.sh
 	.venv-blender/bin/python -m pytest tests/test_blender_job.py tests/test_blender_addon.py -q
+
+.PHONY: setup score test test-core test-moviepy1
+
+setup:
+	scripts/setup.sh --dev
+
+# The main job: score the bundled sample clip with the bundled model.
+score:
+	scripts/setup.sh
+	mkdir -p out
+	.venv/bin/vbgm score examples/media/bigbuckbunny.mp4 -o out/bigbuckbunny_scored.mp4 \
+		--wav out/bigbuckbunny_score.wav --midi out/bigbuckbunny_score.mid \
+		--report out/bigbuckbunny_report.json --plot out/bigbuckbunny_score.png --overwrite
+
+# Everything: the core suite, the fast-transformers backend, real Blender (bpy), MoviePy 1.0.3.
+test: setup
+	scripts/install_fast_transformers.sh .venv/bin/python
+	$(MAKE) test-core test-blender test-moviepy1
+
+test-core:
+	.venv/bin/python -m pytest -q
+
+test-moviepy1:
+	scripts/setup_moviepy1_venv.sh
+	.venv-moviepy1/bin/python -m pytest tests/test_moviepy1.py -q
