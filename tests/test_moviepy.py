@@ -1,0 +1,176 @@
+"""The MoviePy 2 effect on real clips: real MoviePy, the tiny trained model, the real synthesizer.
+
+MoviePy 1.x (``clip.fx``) is tested by tests/test_moviepy1.py in its own venv.
+"""
+
+import numpy as np
+import pytest
+
+moviepy = pytest.importorskip("moviepy", minversion="2", reason="needs MoviePy 2 (the main venv)")
+
+from moviepy import (AudioClip, ColorClip, ImageClip, VideoFileClip,  # noqa: E402
+                     concatenate_videoclips)
+
+from vbgm_core.api import SAMPLE_RATE  # noqa: E402
+from vbgm_core.errors import InputError, ModelLoadError  # noqa: E402
+from vbgm_core.mux import media_duration  # noqa: E402
+from vbgm_moviepy import CMTSoundtrack, cmt_soundtrack  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("VBGM_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def chaplin(shared):
+    clip = VideoFileClip(str(shared / "videos" / "chaplin.mp4"))  # 640x360, 25 fps, with audio
+    yield clip
+    clip.close()
+
+
+class Stages:
+    """A progress callback that records the stages it saw."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, stage, fraction):
+        if stage not in self.seen:
+            self.seen.append(stage)
+
+
+def samples(clip):
+    """The clip's audio at 44.1 kHz, [n, channels]."""
+    return clip.audio.to_soundarray(fps=SAMPLE_RATE)
+
+
+def write(clip, path):
+    clip.write_videofile(str(path), fps=clip.fps or 25, codec="libx264", preset="ultrafast",
+                         audio_codec="aac", logger=None)
+    return path
+
+
+def test_effect_on_a_subclip_writes_an_mp4_with_the_clips_length(chaplin, tiny_model, tmp_path):
+    clip = chaplin.subclipped(2, 5)
+    effect = CMTSoundtrack(genre="rock", seed=3, model=tiny_model, progress=False)
+    assert isinstance(effect, moviepy.Effect)
+    scored = clip.with_effects([effect])
+    info = scored.cmt_info
+    assert info.source == "frames" and not info.cache_hit  # a subclip is read frame by frame
+    assert info.report["genre"] == "rock" and info.report["seed"] == 3
+    assert info.rhythm.duration_s == pytest.approx(3.0)
+    assert info.midi_path.is_file()
+    assert scored.audio.duration == pytest.approx(clip.duration)
+    assert len(scored.audio.array) == round(clip.duration * SAMPLE_RATE)  # the music itself
+    assert np.abs(samples(scored)).max() > 0.01  # music, not silence
+    assert clip.audio is not None and clip.audio is not scored.audio  # the input clip is kept
+
+    out = write(scored, tmp_path / "out.mp4")
+    assert abs(media_duration(out, "audio") - clip.duration) <= 1 / 25
+    assert abs(media_duration(out, "video") - clip.duration) <= 1 / 25
+
+
+def test_function_on_a_concatenation_scores_the_edit(chaplin, shared, tiny_model, tmp_path):
+    bikes = VideoFileClip(str(shared / "videos" / "bikes.mp4"))  # 640x272, no audio
+    try:
+        edit = concatenate_videoclips([chaplin.subclipped(1, 3), bikes.subclipped(4, 6)],
+                                      method="compose")
+        scored = cmt_soundtrack(edit, genre="pop", seed=1, model=tiny_model, progress=False)
+        rhythm = scored.cmt_info.rhythm
+        assert scored.cmt_info.source == "frames"
+        assert rhythm.duration_s == pytest.approx(edit.duration) == pytest.approx(4.0)
+        # The splice between the two sources is in the frames it read: the analysis finds it.
+        assert any(abs(c - 2.0) <= 0.1 for c in rhythm.cuts), rhythm.cuts
+        out = write(scored, tmp_path / "edit.mp4")
+        assert abs(media_duration(out, "audio") - edit.duration) <= 1 / 25
+    finally:
+        bikes.close()
+
+
+def test_unedited_file_clip_takes_the_file_path(sample_clip, tiny_model):
+    clip = VideoFileClip(str(sample_clip))
+    try:
+        scored = cmt_soundtrack(clip, model=tiny_model, progress=False)
+        assert scored.cmt_info.source == "file"
+        assert len(scored.audio.array) == round(clip.duration * SAMPLE_RATE)
+        assert scored.cmt_info.report["video"] == str(sample_clip)
+    finally:
+        clip.close()
+
+
+def test_original_audio_is_mixed_under_the_music(chaplin, tiny_model):
+    clip = chaplin.subclipped(0, 2)
+    options = dict(seed=2, model=tiny_model, progress=False)
+    music = samples(cmt_soundtrack(clip, **options))
+    mixed = samples(cmt_soundtrack(clip, original_audio=0.5, volume=0.8, **options))
+    original = samples(clip)
+    assert np.abs(original).max() > 0.01  # the film's own soundtrack is there to mix
+    n = min(len(mixed), len(original))
+    assert abs(len(mixed) - len(music)) <= 1
+    np.testing.assert_allclose(mixed[:n], 0.8 * music[:n] + 0.5 * original[:n], atol=2e-3)
+
+
+def test_second_call_is_a_cache_hit_and_the_seed_fixes_the_samples(chaplin, tiny_model,
+                                                                  cache_in_tmp):
+    clip = chaplin.subclipped(3, 5)
+    runs = []
+    for _ in range(2):
+        stages = Stages()
+        scored = clip.with_effects([CMTSoundtrack(seed=7, model=tiny_model, progress=stages)])
+        runs.append((scored, stages.seen))
+    (first, first_stages), (second, second_stages) = runs
+    assert not first.cmt_info.cache_hit and "generate" in first_stages
+    assert second.cmt_info.cache_hit and second_stages == ["read"]  # frames digested, no music
+    assert second.cmt_info.key == first.cmt_info.key
+    assert (cache_in_tmp / "moviepy" / first.cmt_info.key / "audio.npy").is_file()
+    np.testing.assert_array_equal(samples(first), samples(second))
+
+    # Without the cache the same seed makes the same samples again; another seed, other music.
+    fresh = cmt_soundtrack(clip, seed=7, model=tiny_model, progress=False, cache=False)
+    assert not fresh.cmt_info.cache_hit and fresh.cmt_info.key is None
+    np.testing.assert_array_equal(samples(fresh), samples(first))
+    other = cmt_soundtrack(clip, seed=8, model=tiny_model, progress=False)
+    assert other.cmt_info.key != first.cmt_info.key
+    assert not np.array_equal(samples(other), samples(first))
+
+
+def test_changed_frames_change_the_key(chaplin, tiny_model):
+    clip = chaplin.subclipped(3, 5)
+    first = cmt_soundtrack(clip, seed=7, model=tiny_model, progress=False)
+    mirrored = clip.image_transform(lambda frame: frame[:, ::-1])
+    second = cmt_soundtrack(mirrored, seed=7, model=tiny_model, progress=False)
+    assert not second.cmt_info.cache_hit and second.cmt_info.key != first.cmt_info.key
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: ImageClip(np.zeros((32, 32, 3), np.uint8)), "has no duration"),
+    (lambda: ColorClip((32, 32), (0, 0, 0), duration=0), "nothing to score"),
+    (lambda: ColorClip((32, 32), (0, 0, 0), duration=0.01).with_fps(25), "less than two frames"),
+    (lambda: AudioClip(lambda t: np.sin(440 * t), duration=1, fps=44100), "got an audio clip"),
+    (lambda: "clip.mp4", "needs a MoviePy video clip"),
+])
+def test_bad_clips_fail_before_any_work(make, message, tiny_model):
+    stages = Stages()
+    with pytest.raises(InputError, match=message):
+        cmt_soundtrack(make(), model=tiny_model, progress=stages)
+    assert stages.seen == []
+
+
+def test_bad_options_fail_before_any_work(chaplin, tiny_model, tmp_path):
+    clip = chaplin.subclipped(0, 2)
+    stages = Stages()
+    with pytest.raises(InputError, match="unknown genre 'jazz'.*pop, rock"):
+        clip.with_effects([CMTSoundtrack(genre="jazz", model=tiny_model, progress=stages)])
+    with pytest.raises(InputError, match="unknown instrument"):
+        cmt_soundtrack(clip, instruments=["kazoo"], model=tiny_model, progress=stages)
+    with pytest.raises(ModelLoadError, match="model file not found"):
+        cmt_soundtrack(clip, model=tmp_path / "missing.safetensors", progress=stages)
+    assert stages.seen == []
+    with pytest.raises(InputError, match="outside"):
+        CMTSoundtrack(control=1.5)
+    with pytest.raises(InputError, match="tempo"):
+        CMTSoundtrack(tempo=5)
+    with pytest.raises(InputError, match="negative"):
+        CMTSoundtrack(original_audio=-1)
