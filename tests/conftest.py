@@ -53,26 +53,38 @@ def sample_clip():
     return SAMPLE_CLIP
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    """A tiny CMT trained for seconds on the committed fixture songs (genres pop and rock).
+TINY_SONGS = {"pop": ("pop909_001.mid", "chuggachugga.mid"),
+              "rock": ("coconut_run2.mid", "train_filled_with_cash.mid")}
 
-    Its music is weak, but it is a real trained model of the real format: what the scoring
-    pipeline, the plugins and `vbgm eval` are tested with, independently of the bundled model.
-    """
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """The committed fixture songs prepared as a dataset (`vbgm prepare`; genres pop and rock,
+    all four songs in the train split). Returns the dataset directory; its MIDI folder is the
+    sibling ``midi``."""
     import shutil
 
     from vbgm_core.data import prepare
-    from vbgm_core.train import train
 
-    root = tmp_path_factory.mktemp("tiny_model")
-    songs = {"pop": ("pop909_001.mid", "chuggachugga.mid"),
-             "rock": ("coconut_run2.mid", "train_filled_with_cash.mid")}
-    for genre, names in songs.items():
+    root = tmp_path_factory.mktemp("tiny_dataset")
+    for genre, names in TINY_SONGS.items():
         (root / "midi" / genre).mkdir(parents=True)
         for name in names:
             shutil.copy(FIXTURES / "midi" / name, root / "midi" / genre / name)
     prepare(root / "midi", root / "data", workers=1)
+    return root / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, tiny_dataset):
+    """A tiny CMT trained for seconds on the committed fixture songs (``tiny_dataset``).
+
+    Its music is weak, but it is a real trained model of the real format: what the scoring
+    pipeline, the plugins and `vbgm eval` are tested with, independently of the bundled model.
+    """
+    from vbgm_core.train import train
+
+    root = tmp_path_factory.mktemp("tiny_model")
     (root / "tiny.yaml").write_text(TINY_CONFIG)
-    result = train(root / "tiny.yaml", root / "data", root / "run", threads=1)
+    result = train(root / "tiny.yaml", tiny_dataset, root / "run", threads=1)
     return result.run_dir / "model.safetensors"

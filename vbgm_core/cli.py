@@ -289,7 +289,57 @@ def _run_analyze(args):
     return 0
 
 
-COMMANDS = (_add_prepare, _add_train, _add_score, _add_batch, _add_names, _add_analyze)
+def _add_eval(sub):
+    p = sub.add_parser(
+        "eval", help="measure the model on videos against baselines and the paper's numbers",
+        description="For each video, generate with several control degrees and seeds, plus an "
+        "unconditioned and a matched-training-song baseline, and measure them (MusDr metrics, "
+        "control error, rhythm alignment). Writes report.md (the paper's Tables 1 and 4 beside "
+        "ours), report.json, plots/, midi/ and rhythm/ into REPORT_DIR.")
+    p.add_argument("videos", nargs="+", help="video files or folders of videos (only read)")
+    p.add_argument("-o", "--output", required=True, help="report folder to create")
+    p.add_argument("--model", help="model file (default: the bundled model)")
+    p.add_argument("--data", help="dataset directory from `vbgm prepare`: enables the matched "
+                   "baseline and the held-out reference row")
+    p.add_argument("--genre", help="genre of the model (default pop)")
+    p.add_argument("--instruments", help="comma-separated subset of drums,piano,guitar,bass,"
+                   "strings (default: all)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per control degree "
+                   "(default 3; 1 with --quick)")
+    p.add_argument("--controls", help="comma-separated control degrees (default 0,0.3,0.7,1; "
+                   "0,0.7,1 with --quick)")
+    p.add_argument("--reference-songs", type=int, default=None,
+                   help="held-out songs in the reference row (default 50; 10 with --quick)")
+    p.add_argument("--quick", action="store_true", help="smoke check: one seed, C in 0,0.7,1")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
+    p.add_argument("--progress", choices=("bar", "jsonl", "none"), default="bar",
+                   help="progress bars on stderr, JSON lines on stdout, or none")
+    p.set_defaults(run=_run_eval)
+
+
+def _run_eval(args):
+    from .evaluate import run_eval
+
+    controls = None
+    if args.controls:
+        try:
+            controls = [float(c) for c in args.controls.split(",") if c.strip()]
+        except ValueError:
+            raise InputError(f"--controls must be numbers in [0, 1], not {args.controls!r}")
+    progress = _Progress(args.progress)
+    report = run_eval(args.videos, args.output, model=args.model, data=args.data,
+                      genre=args.genre, instruments=_instruments(args.instruments),
+                      seeds=args.seeds, controls=controls, quick=args.quick,
+                      reference_songs=args.reference_songs, overwrite=args.overwrite,
+                      progress=progress)
+    progress.event(event="done", report=str(Path(args.output) / "report.json"))
+    if args.progress != "jsonl":
+        print(f"wrote {args.output}: report.md, report.json, plots/ ({len(report['videos'])} "
+              f"video(s), {len(report['runs'])} pieces, {report['seconds']} s)")
+    return 0
+
+
+COMMANDS = (_add_prepare, _add_train, _add_score, _add_batch, _add_names, _add_analyze, _add_eval)
 
 
 def get_parser():
