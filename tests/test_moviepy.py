@@ -3,6 +3,8 @@
 MoviePy 1.x (``clip.fx``) is tested by tests/test_moviepy1.py in its own venv.
 """
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -174,3 +176,21 @@ def test_bad_options_fail_before_any_work(chaplin, tiny_model, tmp_path):
         CMTSoundtrack(tempo=5)
     with pytest.raises(InputError, match="negative"):
         CMTSoundtrack(original_audio=-1)
+
+
+def test_batch_edit_example(sample_clip, tiny_model, tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location(
+        "batch_edit", sample_clip.parents[1] / "batch_edit.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    out = tmp_path / "edit.mp4"
+    argv = [str(sample_clip), "-o", str(out), "--cuts", "3", "--cut-length", "1.2",
+            "--fade", "0.3", "--height", "180", "--seed", "2", "--model", str(tiny_model)]
+    assert example.main(argv) == 0
+    expected = 3 * 1.2 - 2 * 0.3  # three pieces overlapping by two crossfades
+    assert abs(media_duration(out, "video") - expected) <= 1 / 25
+    assert abs(media_duration(out, "audio") - expected) <= 1 / 25
+    assert "music generated" in capsys.readouterr().err
+    assert example.main(argv) == 2  # the output exists: refused without --overwrite
+    assert example.main(argv + ["--overwrite"]) == 0
+    assert "music from the cache" in capsys.readouterr().err
