@@ -11,7 +11,8 @@ MoviePy 1.x::
 
     from moviepy.editor import VideoFileClip
     from vbgm_moviepy import cmt_soundtrack
-    VideoFileClip("in.mp4").subclip(2, 12).fx(cmt_soundtrack, genre="pop").write_videofile("out.mp4")
+    clip = VideoFileClip("in.mp4").subclip(2, 12)
+    clip.fx(cmt_soundtrack, genre="pop").write_videofile("out.mp4")
 
 See docs/MOVIEPY.md.
 """

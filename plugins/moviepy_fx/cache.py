@@ -1,10 +1,10 @@
 """On-disk cache of generated soundtracks, so re-running an editing script does not regenerate.
 
 An entry is a folder ``<cache dir>/<key>/`` holding ``audio.npy`` (float32 [n, 2]),
-``music.mid``, ``report.json`` and the analysed ``rhythm.json``, written atomically (a half-written entry never looks
-complete). The key hashes the clip's content (its sampled frames, or the file's bytes for an
-unedited file clip), its duration, every option that changes the music, and the identity of the
-model and SoundFont files and of vbgm itself.
+``music.mid``, ``report.json`` and the analysed ``rhythm.json``, written atomically (a
+half-written entry never looks complete). The key hashes the clip's content (its sampled
+frames, or the file's bytes for an unedited file clip), its duration, every option that changes
+the music, and the identity of the model and SoundFont files and of vbgm itself.
 """
 
 import hashlib
