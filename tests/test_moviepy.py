@@ -10,8 +10,8 @@ import pytest
 
 moviepy = pytest.importorskip("moviepy", minversion="2", reason="needs MoviePy 2 (the main venv)")
 
-from moviepy import (AudioClip, ColorClip, ImageClip, VideoFileClip,  # noqa: E402
-                     concatenate_videoclips)
+from moviepy import (AudioClip, ColorClip, CompositeVideoClip, ImageClip,  # noqa: E402
+                     VideoFileClip, concatenate_videoclips)
 
 from vbgm_core.api import SAMPLE_RATE  # noqa: E402
 from vbgm_core.errors import InputError, ModelLoadError  # noqa: E402
@@ -100,6 +100,25 @@ def test_unedited_file_clip_takes_the_file_path(sample_clip, tiny_model):
         assert scored.cmt_info.report["video"] == str(sample_clip)
     finally:
         clip.close()
+
+
+@pytest.mark.parametrize("edit", ["speed", "composite"])
+def test_speed_changed_and_composited_clips_are_read_as_edited(chaplin, tiny_model, edit):
+    clip = chaplin.subclipped(2, 6)
+    if edit == "speed":
+        clip = clip.with_speed_scaled(2.0)  # 4 s of film in 2 s
+    else:
+        box = ColorClip((200, 100), (255, 0, 0), duration=2).with_position((50, 50))
+        clip = CompositeVideoClip([clip.subclipped(0, 2), box])
+    scored = cmt_soundtrack(clip, seed=1, model=tiny_model, progress=False)
+    assert scored.cmt_info.source == "frames"
+    assert scored.cmt_info.rhythm.duration_s == pytest.approx(clip.duration) == pytest.approx(2)
+    assert len(scored.audio.array) == round(2 * SAMPLE_RATE)
+    if edit == "speed":  # the same film at twice the speed: the motion measured per second doubles
+        normal = cmt_soundtrack(chaplin.subclipped(2, 6), seed=1, model=tiny_model, progress=False)
+        ratio = (np.mean([f for _, f in scored.cmt_info.rhythm.motion])
+                 / np.mean([f for _, f in normal.cmt_info.rhythm.motion]))
+        assert 1.5 < ratio < 2.5, ratio
 
 
 def test_original_audio_is_mixed_under_the_music(chaplin, tiny_model):
