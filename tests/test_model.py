@@ -185,3 +185,21 @@ def test_bad_config_files_are_clear_errors(tmp_path, text, match):
 def test_unknown_preset_names_the_presets():
     with pytest.raises(InputError, match="debug, default, paper"):
         load_config("huge")
+
+
+def test_interrupted_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    from vbgm_core.model.checkpoint import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"step": 1, "model": tiny_model().state_dict()})
+
+    def dies_mid_write(obj, f):
+        with open(f, "wb") as fh:
+            fh.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dies_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, {"step": 2})
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
