@@ -4,7 +4,7 @@ One token per step with the model's recurrent state (O(1) per token). The gramma
 compound words fixes every token's type (a bar's density says how many beat tokens follow, a
 beat's strength how many notes), so the sampler chooses the attributes, masked so that the
 result always decodes: beat ticks move forward and leave room for the beats still due, notes
-come in (instrument, pitch) order from the chosen instruments only, drums last one tick, and
+come in (instrument, pitch) order from the chosen instruments only, drums last one tick, pitches stay in each instrument's range, and
 the piece has exactly the video's number of bars, then EOS.
 
 The video's controls, each applied with probability C (the control degree):
@@ -24,7 +24,10 @@ from .music.tokenizer import (BAR, BEAT, BEAT_T, DENSITY, DURATION, EOS, INSTRUM
                               MAX_STRENGTH, NOTE, PITCH, STRENGTH, TICKS_PER_BAR, TICKS_PER_BEAT,
                               TIMING_BINS, TYPE)
 
-DRUM_KEYS = (35, 81)  # General MIDI percussion key range, inclusive
+# Pitch range of each group, inclusive: the 0.5th-99.5th percentiles of the midi_genre training
+# notes (drums: GM percussion keys). A weak model's stray pitches (a bass at 115) are masked out.
+PITCH_RANGE = {"drums": (35, 82), "piano": (33, 93), "guitar": (38, 79), "bass": (25, 74),
+               "strings": (36, 91)}
 
 
 @dataclass
@@ -217,6 +220,6 @@ class ControlledSampler:
     def _pitch_mask(group_id, above):
         """Pitches (0..127) allowed for a group, strictly above ``above``."""
         mask = np.zeros(128, bool)
-        lo, hi = DRUM_KEYS if group_id == GROUP_ID["drums"] else (0, 127)
+        lo, hi = PITCH_RANGE[GROUPS[group_id - 1]]
         mask[max(lo, above + 1):hi + 1] = True
         return mask
