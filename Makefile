@@ -30,10 +30,11 @@ score:
 		--wav out/bigbuckbunny_score.wav --midi out/bigbuckbunny_score.mid \
 		--report out/bigbuckbunny_report.json --plot out/bigbuckbunny_score.png --overwrite
 
-# Everything: the core suite, the fast-transformers backend, real Blender (bpy), MoviePy 1.0.3.
+# Everything: the core suite, the fast-transformers backend (required, not skipped, here), real
+# Blender (bpy) and MoviePy 1.0.3, each in its own venv.
 test: setup
 	scripts/install_fast_transformers.sh .venv/bin/python
-	$(MAKE) test-core test-blender test-moviepy1
+	VBGM_REQUIRE_FAST=1 $(MAKE) test-core test-blender test-moviepy1
 
 test-core:
 	.venv/bin/python -m pytest -q
