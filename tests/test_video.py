@@ -96,7 +96,7 @@ def test_static_clip_has_minimum_density_and_no_beats(tmp_path):
     clip = _write(tmp_path / "still.avi", [still] * (4 * FPS))
     r = analyze_video(clip)
     assert r.visual_beats == [] and r.cuts == []
-    assert all(b.density == 0 for b in r.bars)
+    assert all(b.density == 1 for b in r.bars)  # the lowest density that plays
     assert r.duration_s == pytest.approx(4.0, abs=1e-6)
 
 
@@ -241,7 +241,7 @@ def test_music_stats_file_drives_the_mapping(tmp_path):
     stats = mapping.music_stats(path)
     assert list(mapping.bar_densities([0.02, 0.5, 2.0], stats)) == [4, 4, 4]
     assert list(mapping.beat_strengths([0.0, 0.5, 1.0], stats)) == [3, 3, 3]
-    assert list(mapping.bar_densities([0.0, 0.001], stats)) == [0, 0]  # a still clip
+    assert list(mapping.bar_densities([0.0, 0.001], stats)) == [1, 1]  # a still clip
     path.write_text(json.dumps({"density_hist": [1, 2]}))
     with pytest.raises(ModelLoadError, match="music_stats.json"):
         mapping.music_stats(path)

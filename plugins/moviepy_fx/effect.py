@@ -17,7 +17,7 @@ from vbgm_core.api import (DEFAULT_MODEL, SAMPLE_RATE, check_choices, load_scori
                            score_video)
 from vbgm_core.errors import InputError
 from vbgm_core.render import find_soundfont
-from vbgm_core.video.rhythm import _check_tempo, analyze_frames
+from vbgm_core.video.rhythm import check_tempo, analyze_frames
 
 from . import cache, clip_frames, compat
 
@@ -147,7 +147,7 @@ class CMTSoundtrack(*((compat.Effect,) if compat.Effect is not None else ())):
                 raise InputError(f"{name} {getattr(self, name)} is negative")
         if self.seed is not None and not isinstance(self.seed, (int, np.integer)):
             raise InputError(f"seed must be an integer, not {self.seed!r}")
-        _check_tempo(self.tempo)
+        check_tempo(self.tempo)
 
     def copy(self):
         """A shallow copy (MoviePy copies an effect before applying it)."""

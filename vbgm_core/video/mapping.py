@@ -104,7 +104,8 @@ def bar_densities(speeds, stats=None):
     if speeds.size == 0:
         return np.zeros(0, dtype=int)
     if np.all(speeds < STILL_SPEED):
-        return np.zeros(speeds.size, dtype=int)
+        # The lowest density that still plays (one onset a bar): calm music, not silence.
+        return np.ones(speeds.size, dtype=int)
     if stats is None:
         return np.clip(np.searchsorted(_PAPER_THRESHOLDS, speeds, side="right"), 1, 16)
     return _inverse_cdf(stats["density_hist"], speed_percentile(speeds), first=1)

@@ -125,7 +125,8 @@ class VideoRhythm:
             raise InputError(f"{path}: not a vbgm rhythm file ({e})") from e
 
 
-def _check_tempo(tempo):
+def check_tempo(tempo):
+    """A user's tempo as float BPM (None = automatic); InputError outside 30-300 BPM."""
     if tempo is None:
         return None
     tempo = float(tempo)
@@ -179,7 +180,7 @@ def _analyze(stream, duration_s, tempo, progress, *, short_side, name, span_s=No
     ``duration_s`` None: the duration runs to the end of the last frame, or is exactly
     ``span_s`` (a requested range) when the frames reach to within a frame of it.
     """
-    user_tempo = _check_tempo(tempo)
+    user_tempo = check_tempo(tempo)
     times, speed, flux, hdiff, size = _measure(stream, short_side, progress,
                                                expected_s or duration_s)
     if times.size == 0:
@@ -309,7 +310,7 @@ def analyze_video(path, tempo=None, start=None, end=None, progress=None, *,
     Raises:
         InputError: unreadable file, no or one frame, bad range or tempo.
     """
-    _check_tempo(tempo)
+    check_tempo(tempo)
     start = 0.0 if start is None else float(start)
     if start < 0:
         raise InputError(f"{path}: start {start:g} s is negative")
