@@ -30,6 +30,7 @@ def test_score_cli_end_to_end(sample_clip, tiny_model, tmp_path):
     source_md5 = hashlib.md5(sample_clip.read_bytes()).hexdigest()
     code = main(["score", str(sample_clip), "-o", str(out), "--midi", str(midi), "--report",
                  str(report), "--plot", str(tmp_path / "score.png"), "--model", str(tiny_model),
+                 "--stems", str(tmp_path / "stems"),
                  "--genre", "rock", "--seed", "1", "--progress", "none"])
     assert code == 0
     assert streams(out) == ["audio", "video"]
@@ -45,6 +46,8 @@ def test_score_cli_end_to_end(sample_clip, tiny_model, tmp_path):
     assert last_onset // bar_ticks + 1 <= r["n_bars"]
     assert r["metrics"]["length_error_s"] <= 0  # the music never runs past the video
     assert (tmp_path / "score.png").stat().st_size > 10_000
+    stems = sorted(p.name for p in (tmp_path / "stems").iterdir())
+    assert stems and stems == sorted(f"{i.name}.wav" for i in music.instruments)
     assert hashlib.md5(sample_clip.read_bytes()).hexdigest() == source_md5  # source untouched
 
 
