@@ -296,8 +296,10 @@ def _add_eval(sub):
         "unconditioned and a matched-training-song baseline, and measure them (MusDr metrics, "
         "control error, rhythm alignment). Writes report.md (the paper's Tables 1 and 4 beside "
         "ours), report.json, plots/, midi/ and rhythm/ into REPORT_DIR.")
-    p.add_argument("videos", nargs="+", help="video files or folders of videos (only read)")
-    p.add_argument("-o", "--output", required=True, help="report folder to create")
+    p.add_argument("videos", nargs="+", metavar="VIDEOS",
+                   help="video files or folders of videos (only read)")
+    p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR",
+                   help="report folder to create")
     p.add_argument("--model", help="model file (default: the bundled model)")
     p.add_argument("--data", help="dataset directory from `vbgm prepare`: enables the matched "
                    "baseline and the held-out reference row")

@@ -265,8 +265,8 @@ def run_eval(videos, output, *, model=None, data=None, genre=None, instruments=N
         quick: a smoke check in minutes (fewer seeds, controls and reference songs).
         reference_songs: held-out songs in the reference row (default 50; 10 with ``quick``).
         overwrite: replace an existing report folder.
-        progress: optional callable(stage, fraction), stages ``analyze``, ``match``,
-            ``generate``, ``reference``.
+        progress: optional callable(stage, fraction), stages ``analyze``, ``match`` (reading
+            the training songs), ``generate`` (every piece, measured), ``reference``.
 
     Returns:
         The report (the dict written to report.json).
@@ -317,7 +317,8 @@ def run_eval(videos, output, *, model=None, data=None, genre=None, instruments=N
         for k, row in enumerate(ids):
             train_songs[row] = song_targets(dataset.song(row))
             if k % 100 == 0:
-                report_progress("match", 0.5 * k / len(ids))
+                report_progress("match", k / len(ids))
+        report_progress("match", 1.0)
 
     names = _names(videos)
     runs, pieces = [], {}
