@@ -416,7 +416,8 @@ def _notes(dataset, reference_split):
         "SI (structureness) is computed from a symbolic chroma of the MIDI (MusDr runs it on "
         "audio), so it is not comparable in kind with the paper's SI; H uses 4-bar windows and "
         "GS all bar pairs with drums on the 16th grid (settings in vbgm_core/metrics.py); the "
-        "paper does not state its settings.",
+        "paper does not state its settings. SI looks for repeated 3-8 s segments, so it is near "
+        "0 for pieces under ~20 s; use clips of a minute or more for Table 1.",
         "The paper's objective numbers are placed beside the analogous rows: its "
         "'CMT with video control' beside C=0.7 (its chosen C; the paper does not state the C "
         "of Table 1), its Table 4 control error beside C=0.7 likewise.",
