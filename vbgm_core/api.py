@@ -77,13 +77,18 @@ def check_choices(genre, instruments, genres):
     return genres.index(genre), tuple(i for i in GROUPS if i in instruments)
 
 
-def _default_genre(genres):
+def default_genre(genres):
+    """The genre used when none is asked for: pop where the model has it."""
     return "pop" if "pop" in genres else genres[0]
 
 
 def generate_for_rhythm(rhythm, model, genre_id, instruments, control, seed, progress=None,
-                        cancel=None, sampling=None):
-    """Tokens and MIDI for an analysed video (the generate stage alone)."""
+                        cancel=None, sampling=None, timing=True):
+    """Tokens and MIDI (cut at the video's end) for an analysed video: the generate stage.
+
+    ``timing=False`` withholds the beat-timing encoding (with ``control=0``: the evaluation's
+    unconditioned baseline).
+    """
     import torch
 
     from .model.cmt import set_cpu_generation_threads
@@ -92,7 +97,8 @@ def generate_for_rhythm(rhythm, model, genre_id, instruments, control, seed, pro
     threads = torch.get_num_threads()
     set_cpu_generation_threads()
     try:
-        sampler = ControlledSampler(model, genre_id, instruments, control, seed, sampling)
+        sampler = ControlledSampler(model, genre_id, instruments, control, seed, sampling,
+                                    timing)
         tokens = sampler.generate(Targets.from_rhythm(rhythm), progress, cancel)
     finally:
         torch.set_num_threads(threads)
@@ -178,7 +184,7 @@ def score_video(video, out_wav=None, out_midi=None, out_video=None, *, genre=Non
         raise InputError(f"control degree {control} is outside [0, 1]")
     net, extra = load_scoring_model(model)
     genres = list(extra["genres"])
-    genre = genre or _default_genre(genres)
+    genre = genre or default_genre(genres)
     genre_id, instruments = check_choices(genre, instruments, genres)
     report = progress or (lambda stage, fraction: None)
     timings = {}

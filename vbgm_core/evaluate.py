@@ -194,22 +194,6 @@ def _names(videos):
     return names
 
 
-def _free_tokens(model, genre_id, instruments, n_bars, seed):
-    """The unconditioned baseline: control 0, no beat-timing encoding, ``n_bars`` bars."""
-    import torch
-
-    from .model.cmt import set_cpu_generation_threads
-    from .sample import ControlledSampler, Targets
-
-    threads = torch.get_num_threads()
-    set_cpu_generation_threads()
-    try:
-        sampler = ControlledSampler(model, genre_id, instruments, 0.0, seed, timing=False)
-        return sampler.generate(Targets(n_bars))
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _clean(value):
     return None if value is None or value != value or math.isinf(value) else round(float(value), 6)
 
@@ -275,7 +259,8 @@ def run_eval(videos, output, *, model=None, data=None, genre=None, instruments=N
         InputError: no videos, a bad video, control degree or option; an existing output.
         ModelLoadError: the model cannot be loaded.
     """
-    from .api import _default_genre, check_choices, clip_midi, load_scoring_model, score_report
+    from .api import (check_choices, clip_midi, default_genre, generate_for_rhythm,
+                      load_scoring_model, score_report)
     from .data import TokenDataset
     from .files import check_output
     from .music.tokenizer import CPTokenizer
@@ -300,7 +285,7 @@ def run_eval(videos, output, *, model=None, data=None, genre=None, instruments=N
     dataset = TokenDataset(data) if data is not None else None
     net, extra = load_scoring_model(model)
     genres = list(extra["genres"])
-    genre = genre or _default_genre(genres)
+    genre = genre or default_genre(genres)
     genre_id, instruments = check_choices(genre, instruments, genres)
     tokenizer = CPTokenizer()
     t_start = time.perf_counter()
@@ -338,16 +323,14 @@ def run_eval(videos, output, *, model=None, data=None, genre=None, instruments=N
         for control in controls:
             for seed in range(seeds):
                 t0 = time.perf_counter()
-                tokens = _generate(rhythm, net, genre_id, instruments, control, seed)
-                midi = clip_midi(tokenizer.decode(tokens, rhythm.tempo_bpm), rhythm.duration_s,
-                                 rhythm.tempo_bpm)
+                tokens, midi = generate_for_rhythm(rhythm, net, genre_id, instruments, control,
+                                                   seed)
                 measure(name, rhythm, f"C={control:g}", control, seed, tokens, midi,
                         generate_s=round(time.perf_counter() - t0, 3))
         for seed in range(seeds):
             t0 = time.perf_counter()
-            tokens = _free_tokens(net, genre_id, instruments, rhythm.n_bars, seed)
-            midi = clip_midi(tokenizer.decode(tokens, rhythm.tempo_bpm), rhythm.duration_s,
-                             rhythm.tempo_bpm)
+            tokens, midi = generate_for_rhythm(rhythm, net, genre_id, instruments, 0.0, seed,
+                                               timing=False)
             measure(name, rhythm, "unconditioned", None, seed, tokens, midi,
                     generate_s=round(time.perf_counter() - t0, 3))
         if dataset is not None:
@@ -400,12 +383,6 @@ def run_eval(videos, output, *, model=None, data=None, genre=None, instruments=N
         (tmp / "report.json").write_text(json.dumps(report, indent=1))
         (tmp / "report.md").write_text(report_markdown(report))
     return report
-
-
-def _generate(rhythm, net, genre_id, instruments, control, seed):
-    from .api import generate_for_rhythm
-
-    return generate_for_rhythm(rhythm, net, genre_id, instruments, control, seed)[0]
 
 
 def _notes(dataset, reference_split):
