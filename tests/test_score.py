@@ -134,3 +134,15 @@ def test_batch_good_and_broken(sample_clip, tiny_model, tmp_path, capsys):
     assert (out / "bigbuckbunny.mp4").is_file() and (out / "bigbuckbunny.json").is_file()
     assert not (out / "broken.mp4").exists()
     assert "1 scored, 1 failed" in printed and "broken.mp4" in printed
+
+
+def test_bundled_model_scores_the_sample_clip(sample_clip, rhythm, tmp_path):
+    """The model shipped in the package, found without --model, as the README's command uses."""
+    from vbgm_core.api import DEFAULT_MODEL, model_genres
+
+    assert DEFAULT_MODEL.stat().st_size < 30 * 2**20
+    assert set(model_genres()) >= {"pop", "rock"}
+    result = score_video(sample_clip, out_wav=tmp_path / "m.wav", rhythm=rhythm, seed=2)
+    assert tokens_errors(result.tokens) == []
+    assert result.audio.shape == (round(rhythm.duration_s * 44100), 2)
+    assert abs(result.audio).max() > 0.05  # it plays
