@@ -18,7 +18,7 @@ from vbgm_core.model.config import load_config
 from vbgm_core.music.instruments import GROUP_ID
 from vbgm_core.music.tokenizer import (BAR, EOS, NOTE, CPTokenizer, bar_densities,
                                        onset_strengths, tokens_errors)
-from vbgm_core.sample import PITCH_RANGE, ControlledSampler, Targets
+from vbgm_core.sample import PITCH_RANGE, ControlledSampler, Sampling, Targets
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +79,24 @@ def test_bad_arguments_and_cancel(model):
         ControlledSampler(model, 0, ["kazoo"])
     with pytest.raises(Cancelled):
         ControlledSampler(model, 0, ["piano"]).generate(Targets(2), cancel=lambda: True)
+
+
+def test_sampling_settings_parse_and_refuse():
+    s = Sampling.parse(["pitch.temperature=0.8", "beat.top_p=0.95"])
+    assert s.temperature["pitch"] == 0.8 and s.top_p["beat"] == 0.95
+    assert s.temperature["beat"] == 1.2  # untouched defaults stay
+    for bad in (["kazoo.top_p=0.5"], ["pitch.top_p=1.5"], ["pitch.temperature=x"], ["pitch=1"]):
+        with pytest.raises(InputError, match="sampling setting"):
+            Sampling.parse(bad)
+
+
+def test_lower_temperature_narrows_the_choices(model):
+    targets = Targets(2, [8, 8], {})
+    cold = Sampling.parse(["pitch.temperature=0.05", "pitch.top_p=0.05"])
+    tokens = ControlledSampler(model, 0, ["piano"], 1.0, 0, cold).generate(targets)
+    hot = ControlledSampler(model, 0, ["piano"], 1.0, 0).generate(targets)
+    assert distinct_pitches(tokens) <= distinct_pitches(hot)
+
+
+def distinct_pitches(tokens):
+    return len(set(tokens[tokens[:, 0] == NOTE, 5].tolist()))

@@ -138,7 +138,8 @@ def score_report(midi, rhythm, tokens, **facts):
 
 def score_video(video, out_wav=None, out_midi=None, out_video=None, *, genre=None,
                 instruments=None, control=0.7, tempo=None, seed=0, start=None, end=None,
-                model=None, soundfont=None, mix="replace", original_gain=0.3, overwrite=False,
+                model=None, soundfont=None, sampling=None, mix="replace", original_gain=0.3,
+                overwrite=False,
                 rhythm=None, render=True, progress=None, cancel=None):
     """Compose and render a soundtrack for a video file (or its [start, end) range).
 
@@ -155,6 +156,8 @@ def score_video(video, out_wav=None, out_midi=None, out_video=None, *, genre=Non
         start, end: range of the video to score, seconds.
         model: model path (default: the bundled model).
         soundfont: SoundFont path (default: found on the system).
+        sampling: a ``sample.Sampling`` (per-attribute temperature and top-p), or None for
+            the defaults.
         mix: ``"replace"`` the video's audio, or ``"mix"`` the music under it.
         original_gain: level of the original audio with ``mix="mix"``.
         rhythm: an already analysed VideoRhythm (skips the analyze stage).
@@ -200,7 +203,8 @@ def score_video(video, out_wav=None, out_midi=None, out_video=None, *, genre=Non
 
     t0 = time.perf_counter()
     tokens, midi = generate_for_rhythm(rhythm, net, genre_id, instruments, control, seed,
-                                       progress=lambda f: report("generate", f), cancel=cancel)
+                                       progress=lambda f: report("generate", f), cancel=cancel,
+                                       sampling=sampling)
     timings["generate_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -78,6 +78,9 @@ def _add_score_options(p):
                    "(default 0.7, the paper's choice)")
     p.add_argument("--tempo", default="auto", help="auto (from the video) or BPM (30-300)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same music (default 0)")
+    p.add_argument("--sampling", nargs="+", metavar="ATTR.SETTING=VALUE",
+                   help="per-attribute sampling, e.g. pitch.temperature=0.9 beat.top_p=0.95 "
+                   "(defaults: temperature 1.2 for beat and density, 1.0 elsewhere; top-p 0.9)")
     p.add_argument("--model", help="model file (default: the bundled model)")
     p.add_argument("--soundfont", help="General MIDI SoundFont (default: found on the system)")
     p.add_argument("--mix", choices=("replace", "mix"), default="replace",
@@ -94,6 +97,12 @@ def _tempo(value):
         return float(value)
     except ValueError:
         raise SystemExit(f"vbgm: error: --tempo must be 'auto' or a number, not {value!r}")
+
+
+def _sampling(values):
+    from .sample import Sampling
+
+    return Sampling.parse(values)
 
 
 def _instruments(value):
@@ -167,8 +176,8 @@ def _run_score(args):
             args.video, out_wav=args.wav, out_midi=args.midi, out_video=args.output,
             genre=args.genre, instruments=_instruments(args.instruments), control=args.control,
             tempo=_tempo(args.tempo), seed=args.seed, start=args.start, end=args.end,
-            model=args.model, soundfont=args.soundfont, mix=args.mix, overwrite=args.overwrite,
-            progress=progress, render=bool(args.output or args.wav or args.stems))
+            model=args.model, soundfont=args.soundfont, sampling=_sampling(args.sampling),
+            mix=args.mix, overwrite=args.overwrite, progress=progress, render=bool(args.output or args.wav or args.stems))
         _write_extras(args, result)
     except VbgmError as e:
         progress.event(event="error", message=str(e), exit_code=e.exit_code)
@@ -218,7 +227,7 @@ def _run_batch(args):
     options = dict(genre=args.genre, instruments=_instruments(args.instruments),
                    control=args.control, tempo=_tempo(args.tempo), seed=args.seed,
                    model=args.model, soundfont=args.soundfont, mix=args.mix,
-                   overwrite=args.overwrite)
+                   sampling=_sampling(args.sampling), overwrite=args.overwrite)
     rows = run_batch(args.videos, args.output, options, jobs=args.jobs,
                      progress=args.progress == "bar")
     width = max(len(Path(r["video"]).name) for r in rows)

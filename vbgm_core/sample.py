@@ -43,6 +43,30 @@ class Sampling:
         "beat": 0.9, "density": 0.9, "strength": 0.9, "instrument": 0.9, "pitch": 0.9,
         "duration": 0.9})
 
+    @classmethod
+    def parse(cls, overrides):
+        """Defaults changed by ``ATTRIBUTE.temperature=T`` / ``ATTRIBUTE.top_p=P`` strings.
+
+        Raises:
+            InputError: an unknown attribute or setting, or a value out of range.
+        """
+        sampling = cls()
+        limits = {"temperature": (sampling.temperature, 10.0), "top_p": (sampling.top_p, 1.0)}
+        for item in overrides or ():
+            key, _, value = item.partition("=")
+            attr, _, setting = key.strip().partition(".")
+            if setting not in limits or attr not in sampling.top_p:
+                raise InputError(f"sampling setting {item!r}: use ATTRIBUTE.temperature=T or "
+                                 f"ATTRIBUTE.top_p=P, ATTRIBUTE one of {', '.join(sampling.top_p)}")
+            table, high = limits[setting]
+            try:
+                table[attr] = float(value)
+            except ValueError:
+                table[attr] = -1.0
+            if not 0 < table[attr] <= high:
+                raise InputError(f"sampling setting {item!r}: {setting} must be in (0, {high:g}]")
+        return sampling
+
 
 @dataclass
 class Targets:
