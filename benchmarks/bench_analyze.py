@@ -11,8 +11,6 @@ compares DIS presets (speed and the resulting bar speeds). Results are recorded 
 """
 
 import argparse
-import json
-import resource
 import subprocess
 import sys
 import tempfile

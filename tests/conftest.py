@@ -1,5 +1,9 @@
 """Shared fixtures: where the committed fixtures and the optional ../shared data live."""
 
+import os
+import shutil
+import sys
+import wave
 from pathlib import Path
 
 import pytest
@@ -22,6 +26,23 @@ def shared():
     return SHARED
 
 
+def wav_duration_s(path):
+    """Duration of a PCM WAV file, from its header."""
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def vbgm_command():
+    """The real `vbgm` command: $VBGM_EXECUTABLE, else the checkout's .venv, else the running
+    interpreter's or PATH's; skips the test when there is none."""
+    candidates = [os.environ.get("VBGM_EXECUTABLE"), ROOT / ".venv" / "bin" / "vbgm",
+                  Path(sys.executable).parent / "vbgm", shutil.which("vbgm")]
+    for c in candidates:
+        if c and Path(c).is_file():
+            return str(c)
+    pytest.skip("no vbgm command (set $VBGM_EXECUTABLE or create the main .venv)")
+
+
 SAMPLE_CLIP = ROOT / "examples" / "media" / "bigbuckbunny.mp4"
 
 TINY_CONFIG = """
@@ -30,21 +51,28 @@ model:
   n_heads: 2
   d_model: 64
   d_ff: 128
-  dropout: 0.0
-  emb_sizes: {type: 8, beat: 8, density: 8, strength: 8, pitch: 32, duration: 16, instrument: 8}
+  dropout: {dropout}
+  emb_sizes: {{type: 8, beat: 8, density: 8, strength: 8, pitch: 32, duration: 16, instrument: 8}}
   chunk_size: 32
 train:
   crop_len: 128
   batch_size: 8
   lr: 3.0e-3
   warmup_steps: 10
-  max_steps: 120
+  max_steps: {max_steps}
   weight_decay: 0.0
   valid_fraction: 0.0
   eval_every: 1000
-  checkpoint_every: 1000
-  log_every: 40
+  checkpoint_every: {checkpoint_every}
+  log_every: {log_every}
 """
+
+
+def write_tiny_config(path, dropout=0.0, max_steps=120, checkpoint_every=1000, log_every=40):
+    """A tiny model's YAML config (trains in seconds on a CPU); returns ``path``."""
+    path.write_text(TINY_CONFIG.format(dropout=dropout, max_steps=max_steps,
+                                       checkpoint_every=checkpoint_every, log_every=log_every))
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +113,5 @@ def tiny_model(tmp_path_factory, tiny_dataset):
     from vbgm_core.train import train
 
     root = tmp_path_factory.mktemp("tiny_model")
-    (root / "tiny.yaml").write_text(TINY_CONFIG)
-    result = train(root / "tiny.yaml", tiny_dataset, root / "run", threads=1)
+    result = train(write_tiny_config(root / "tiny.yaml"), tiny_dataset, root / "run", threads=1)
     return result.run_dir / "model.safetensors"

@@ -5,13 +5,13 @@ bpy 5.0.1 pins numpy<2, so it lives in its own venv:
 The main venv has no bpy and skips this file.
 """
 
-import os
 import shutil
-import struct
 import sys
 from pathlib import Path
 
 import pytest
+
+from conftest import vbgm_command, wav_duration_s
 
 bpy = pytest.importorskip("bpy", reason="bpy not installed: run with .venv-blender (scripts/setup_blender_venv.sh)")
 
@@ -27,36 +27,12 @@ MOVIE_START, TRIM_HEAD, TRIM_TAIL = 11, 50, 150
 VISIBLE_START, VISIBLE_FRAMES = MOVIE_START + TRIM_HEAD, 250 - TRIM_HEAD - TRIM_TAIL
 
 
-def wav_duration_s(path):
-    """Duration from the RIFF header (PCM or float WAV alike)."""
-    data = Path(path).read_bytes()
-    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE", f"{path} is not a WAV file"
-    pos, rate, block, size = 12, None, None, None
-    while pos + 8 <= len(data):
-        chunk, length = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
-        if chunk == b"fmt ":
-            rate, block = struct.unpack("<I", data[pos + 12:pos + 16])[0], struct.unpack("<H", data[pos + 20:pos + 22])[0]
-        elif chunk == b"data":
-            size = length
-        pos += 8 + length + (length & 1)
-    return size / (rate * block)
-
-
-def find_vbgm():
-    for c in (os.environ.get("VBGM_EXECUTABLE"), REPO / ".venv" / "bin" / "vbgm", shutil.which("vbgm")):
-        if c and Path(c).is_file():
-            return str(c)
-    return None
-
-
 @pytest.fixture(scope="module")
 def addon():
     """The add-on registered as Blender does (an add-on entry for its preferences)."""
     if not CLIP.is_file():
         pytest.skip(f"shared clips not found at {SHARED} (../shared beside the checkout)")
-    vbgm = find_vbgm()
-    if vbgm is None:
-        pytest.skip("no vbgm command: set $VBGM_EXECUTABLE or create the main .venv")
+    vbgm = vbgm_command()
     sys.path.insert(0, str(REPO / "plugins"))
     import blender_vse
 

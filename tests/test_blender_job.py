@@ -5,14 +5,12 @@ test_blender_addon.py with real bpy.
 """
 
 import importlib.util
-import os
-import shutil
-import struct
-import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from conftest import vbgm_command, wav_duration_s
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -23,30 +21,9 @@ job = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(job)
 
 
-def wav_duration_s(path):
-    """Duration from the RIFF header (PCM or float WAV alike)."""
-    data = Path(path).read_bytes()
-    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE", f"{path} is not a WAV file"
-    pos, rate, block, size = 12, None, None, None
-    while pos + 8 <= len(data):
-        chunk, length = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
-        if chunk == b"fmt ":
-            rate, block = struct.unpack("<I", data[pos + 12:pos + 16])[0], struct.unpack("<H", data[pos + 20:pos + 22])[0]
-        elif chunk == b"data":
-            size = length
-        pos += 8 + length + (length & 1)
-    return size / (rate * block)
-
-
 @pytest.fixture(scope="module")
 def vbgm():
-    """The real `vbgm` command: $VBGM_EXECUTABLE, else the checkout's .venv, else PATH."""
-    candidates = [os.environ.get(job.ENV_VAR), REPO / ".venv" / "bin" / "vbgm",
-                  Path(sys.executable).parent / "vbgm", shutil.which("vbgm")]
-    for c in candidates:
-        if c and Path(c).is_file():
-            return str(c)
-    pytest.skip("no vbgm command (set $VBGM_EXECUTABLE or create .venv)")
+    return vbgm_command()
 
 
 @pytest.fixture(scope="module")

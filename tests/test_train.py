@@ -15,33 +15,11 @@ from vbgm_core.errors import InputError, ModelLoadError
 from vbgm_core.model.checkpoint import load_model
 from vbgm_core.train import train
 
-TINY = """
-model:
-  n_layers: 2
-  n_heads: 2
-  d_model: 64
-  d_ff: 128
-  dropout: {dropout}
-  emb_sizes: {{type: 8, beat: 8, density: 8, strength: 8, pitch: 32, duration: 16, instrument: 8}}
-  chunk_size: 32
-train:
-  crop_len: 128
-  batch_size: 8
-  lr: 3.0e-3
-  warmup_steps: 10
-  max_steps: {max_steps}
-  weight_decay: 0.0
-  valid_fraction: 0.0
-  eval_every: 1000
-  checkpoint_every: {checkpoint_every}
-  log_every: {log_every}
-"""
+from conftest import write_tiny_config
 
 
-def write_config(path, dropout=0.0, max_steps=250, checkpoint_every=1000, log_every=25):
-    path.write_text(TINY.format(dropout=dropout, max_steps=max_steps,
-                                checkpoint_every=checkpoint_every, log_every=log_every))
-    return path
+def write_config(path, max_steps=250, log_every=25, **kw):
+    return write_tiny_config(path, max_steps=max_steps, log_every=log_every, **kw)
 
 
 def train_rows(run_dir):
@@ -92,7 +70,7 @@ def test_genre_start_token_changes_the_prediction(overfit_run):
 
 def test_resume_continues_the_same_loss_curve(dataset, tmp_path):
     cfg = write_config(tmp_path / "c.yaml", dropout=0.1, max_steps=16, log_every=1)
-    straight = train(cfg, dataset, tmp_path / "straight", threads=1)
+    train(cfg, dataset, tmp_path / "straight", threads=1)
     first = train(cfg, dataset, tmp_path / "split", max_steps=8, threads=1)
     assert first.stopped_early and first.step == 8
     resumed = train(None, dataset, tmp_path / "split", resume=True, threads=1)

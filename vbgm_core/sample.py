@@ -20,9 +20,8 @@ import torch
 
 from .errors import Cancelled, InputError
 from .music.instruments import GROUP_ID, GROUPS
-from .music.tokenizer import (BAR, BEAT, BEAT_T, DENSITY, DURATION, EOS, INSTRUMENT,
-                              MAX_STRENGTH, NOTE, PITCH, STRENGTH, TICKS_PER_BAR, TICKS_PER_BEAT,
-                              TIMING_BINS, TYPE)
+from .music.tokenizer import (BAR, BEAT_T, EOS, MAX_STRENGTH, NOTE, TICKS_PER_BAR, TICKS_PER_BEAT,
+                              TIMING_BINS)
 
 # Pitch range of each group, inclusive: the 0.5th-99.5th percentiles of the midi_genre training
 # notes (drums: GM percussion keys). A weak model's stray pitches (a bass at 115) are masked out.
