@@ -22,7 +22,7 @@ from vbgm_core.files import atomic_path
 from vbgm_core.metrics import grid_notes, grooving_similarity, pitch_class_entropy
 from vbgm_core.music.instruments import GROUPS
 from vbgm_core.music.tokenizer import BAR, TYPE, CPTokenizer
-from vbgm_core.sample import ControlledSampler, Targets
+from vbgm_core.sample import ControlledSampler, Sampling, Targets
 
 TK = CPTokenizer()
 
@@ -55,16 +55,19 @@ def main():
     p.add_argument("--pieces", type=int, default=4)
     p.add_argument("--bars", type=int, default=16)
     p.add_argument("--songs", type=int, default=20, help="held-out songs per genre at most")
+    p.add_argument("--sampling", nargs="+", default=None, metavar="ATTR.SETTING=VALUE",
+                   help="sampling overrides, as `vbgm score --sampling`")
     p.add_argument("-o", "--output", default=None)
     args = p.parse_args()
     ds = TokenDataset(args.data)
     model, extra = load_scoring_model(args.model)
-    result = {"model": extra, "bars": args.bars, "genres": {}}
+    sampling = Sampling.parse(args.sampling)
+    result = {"model": extra, "bars": args.bars, "sampling": vars(sampling), "genres": {}}
     test = ds.split_ids("test")
     for g, genre in enumerate(extra["genres"]):
         songs = [i for i in test if ds.index[i]["genre"] == genre][:args.songs]
         held = [piece_stats(first_bars(ds.song(i), args.bars), args.bars) for i in songs]
-        gen = [piece_stats(ControlledSampler(model, g, GROUPS, 0.0, seed).generate(
+        gen = [piece_stats(ControlledSampler(model, g, GROUPS, 0.0, seed, sampling).generate(
             Targets(args.bars)), args.bars) for seed in range(args.pieces)]
         npb = [r["notes_per_bar"] for r in held]
         result["genres"][genre] = {
