@@ -8,7 +8,7 @@ from pathlib import Path
 import miditoolkit
 import numpy as np
 
-from vbgm_core import render
+from vbgm_core import mux, render
 
 SR = 44100
 SONG_S = 60.0
@@ -68,7 +68,7 @@ def main():
         for label, kw in (("replace, video copied", {}),
                           ("mix, range 1.3-8.7 s re-encoded", {"mode": "mix", "start_s": 1.3, "end_s": 8.7})):
             start = time.perf_counter()
-            render.mux(CLIP, wav, tmp / f"{len(label)}.mp4", **kw)
+            mux.mux(CLIP, wav, tmp / f"{len(label)}.mp4", **kw)
             print(f"mux 10 s clip ({label}): {time.perf_counter() - start:.2f} s")
 
 

@@ -13,7 +13,7 @@ import miditoolkit
 import numpy as np
 import pytest
 
-from vbgm_core import render
+from vbgm_core import mux, render
 from vbgm_core.errors import InputError, RenderError
 
 SR = 22050
@@ -237,8 +237,8 @@ def _check_av(path, expected_s):
 def test_mux_replace_copies_video(videos, music_wav, tmp_path):
     src = videos / "bikes.mp4"
     before = _sha(src)
-    out = render.mux(src, music_wav, tmp_path / "out.mp4")  # 6 s WAV padded to the 10 s clip
-    v, a = _check_av(out, render.media_duration(src, "video"))
+    out = mux.mux(src, music_wav, tmp_path / "out.mp4")  # 6 s WAV padded to the 10 s clip
+    v, a = _check_av(out, mux.media_duration(src, "video"))
     assert v["codec_name"] == "h264" and a["codec_name"] == "aac"
     assert _sha(src) == before
     assert _video_md5(out) == _video_md5(src)
@@ -248,9 +248,9 @@ def test_mux_replace_copies_video(videos, music_wav, tmp_path):
 def test_mux_mix_keeps_original_audio(videos, tmp_path):
     src = videos / "bigbuckbunny.mp4"
     silent = render.write_wav(np.zeros((SR * 6, 2), np.float32), SR, tmp_path / "silence.wav")
-    mixed = render.mux(src, silent, tmp_path / "mixed.mp4", mode="mix")
-    replaced = render.mux(src, silent, tmp_path / "replaced.mp4", mode="replace")
-    _check_av(mixed, render.media_duration(src, "video"))
+    mixed = mux.mux(src, silent, tmp_path / "mixed.mp4", mode="mix")
+    replaced = mux.mux(src, silent, tmp_path / "replaced.mp4", mode="replace")
+    _check_av(mixed, mux.media_duration(src, "video"))
     original_rms = np.sqrt(np.mean(_decoded_audio(src) ** 2))
     assert original_rms > 0.01
     assert np.sqrt(np.mean(_decoded_audio(mixed) ** 2)) > 0.5 * original_rms
@@ -258,14 +258,14 @@ def test_mux_mix_keeps_original_audio(videos, tmp_path):
 
 
 def test_mux_mix_without_audio_falls_back_to_music(videos, music_wav, tmp_path):
-    out = render.mux(videos / "bikes.mp4", music_wav, tmp_path / "out.mp4", mode="mix")
+    out = mux.mux(videos / "bikes.mp4", music_wav, tmp_path / "out.mp4", mode="mix")
     _check_av(out, 10.0)
     assert np.sqrt(np.mean(_decoded_audio(out)[: 8000 * 5] ** 2)) > 0.01
 
 
 def test_mux_range(videos, music_wav, tmp_path):
     src = videos / "bigbuckbunny.mp4"
-    out = render.mux(src, music_wav, tmp_path / "cut.mp4", mode="mix", start_s=1.0, end_s=4.0)
+    out = mux.mux(src, music_wav, tmp_path / "cut.mp4", mode="mix", start_s=1.0, end_s=4.0)
     _check_av(out, 3.0)
 
 
@@ -274,25 +274,25 @@ def test_mux_refuses_existing_output_and_bad_input(videos, music_wav, tmp_path):
     out = tmp_path / "out.mp4"
     out.write_bytes(b"user's file")
     with pytest.raises(InputError, match="exists"):
-        render.mux(src, music_wav, out)
+        mux.mux(src, music_wav, out)
     assert out.read_bytes() == b"user's file"
-    render.mux(src, music_wav, out, overwrite=True)
+    mux.mux(src, music_wav, out, overwrite=True)
     _check_av(out, 10.0)
     with pytest.raises(InputError, match="overwrite an input"):
-        render.mux(src, music_wav, src, overwrite=True)
+        mux.mux(src, music_wav, src, overwrite=True)
     with pytest.raises(InputError, match="range"):
-        render.mux(src, music_wav, tmp_path / "r.mp4", start_s=3.0, end_s=2.0)
+        mux.mux(src, music_wav, tmp_path / "r.mp4", start_s=3.0, end_s=2.0)
     with pytest.raises(InputError, match="mode"):
-        render.mux(src, music_wav, tmp_path / "m.mp4", mode="blend")
+        mux.mux(src, music_wav, tmp_path / "m.mp4", mode="blend")
     with pytest.raises(InputError, match="no_such.wav"):
-        render.mux(src, tmp_path / "no_such.wav", tmp_path / "m.mp4")
+        mux.mux(src, tmp_path / "no_such.wav", tmp_path / "m.mp4")
 
 
 def test_mux_ffmpeg_error_is_render_error_without_partial_output(videos, tmp_path):
     fake = tmp_path / "fake.wav"
     fake.write_text("this is not audio")
     with pytest.raises(RenderError, match="ffmpeg.* failed: .+"):
-        render.mux(videos / "bikes.mp4", fake, tmp_path / "out.mp4")
+        mux.mux(videos / "bikes.mp4", fake, tmp_path / "out.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.wav"]
 
 
@@ -302,7 +302,7 @@ def test_mux_unwritable_folder(videos, music_wav, tmp_path):
     if os.access(locked, os.W_OK):
         pytest.skip("running as root: folder permissions are not enforced")
     with pytest.raises(InputError, match="not writable"):
-        render.mux(videos / "bikes.mp4", music_wav, locked / "out.mp4")
+        mux.mux(videos / "bikes.mp4", music_wav, locked / "out.mp4")
 
 
 def test_mux_without_ffprobe_or_system_ffmpeg(videos, music_wav, tmp_path, monkeypatch):
@@ -312,10 +312,10 @@ def test_mux_without_ffprobe_or_system_ffmpeg(videos, music_wav, tmp_path, monke
     (only_ffmpeg / "ffmpeg").symlink_to(shutil.which("ffmpeg"))
     with monkeypatch.context() as m:
         m.setenv("PATH", str(only_ffmpeg))
-        assert render.media_duration(videos / "bikes.mp4") == pytest.approx(10.0)
-        no_probe = render.mux(videos / "bikes.mp4", music_wav, tmp_path / "a.mp4")
+        assert mux.media_duration(videos / "bikes.mp4") == pytest.approx(10.0)
+        no_probe = mux.mux(videos / "bikes.mp4", music_wav, tmp_path / "a.mp4")
         m.setenv("PATH", str(tmp_path / "empty"))
-        no_tools = render.mux(videos / "bikes.mp4", music_wav, tmp_path / "b.mp4", start_s=2.0,
+        no_tools = mux.mux(videos / "bikes.mp4", music_wav, tmp_path / "b.mp4", start_s=2.0,
                               end_s=6.0)
     _check_av(no_probe, 10.0)
     _check_av(no_tools, 4.0)
@@ -325,4 +325,4 @@ def test_not_a_video_is_input_error(music_wav, tmp_path):
     fake = tmp_path / "clip.mp4"
     fake.write_text("not a video")
     with pytest.raises(InputError, match="clip.mp4"):
-        render.mux(fake, music_wav, tmp_path / "out.mp4")
+        mux.mux(fake, music_wav, tmp_path / "out.mp4")

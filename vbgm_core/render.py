@@ -1,6 +1,5 @@
 """MIDI → audio with FluidSynth and a General MIDI SoundFont, and per-instrument stems.
-(Muxing the track into the video lives in ``mux.py``; ``mux`` and ``media_duration`` are
-re-exported here so the rendering API is one import.)
+(Muxing the track into the video lives in ``mux.py``.)
 
 Synthesis is offline and sample-exact: the MIDI events are scheduled here from miditoolkit's
 ticks and tempo map, and FluidSynth renders the samples between consecutive events (no audio
@@ -18,7 +17,6 @@ import numpy as np
 
 from .errors import InputError, RenderError
 from .files import atomic_dir, atomic_path, check_output
-from .mux import media_duration, mux  # noqa: F401  (re-exported)
 
 PEAK = 0.98  # normalised peak: never clips
 MAX_BOOST = 4.0  # quiet music is raised at most this much (+12 dB) towards PEAK

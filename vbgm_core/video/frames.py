@@ -9,8 +9,6 @@ optical flow on the caller's side (OpenCV releases the GIL in both).
 
 import math
 import queue
-import shutil
-import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..mux import media_duration
 
 # Analysis resolution: short side in pixels (METHOD.md uses 360; 180 is 4x cheaper and the flow
 # is normalised by the short side, so speeds do not depend on this choice).
@@ -54,17 +53,11 @@ def analysis_size(width, height, short_side=DEFAULT_SHORT_SIDE):
     return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
 
 
-def _ffprobe_duration(path):
-    """Container duration from ffprobe, or None when ffprobe is absent or says nothing."""
-    exe = shutil.which("ffprobe")
-    if exe is None:
-        return None
+def _container_duration(path):
+    """The container's duration (``mux.media_duration``), or None when it cannot tell."""
     try:
-        out = subprocess.run([exe, "-v", "error", "-show_entries", "format=duration", "-of",
-                              "default=nw=1:nk=1", str(path)], capture_output=True, text=True,
-                             timeout=30).stdout.strip()
-        value = float(out)
-    except (subprocess.SubprocessError, ValueError, OSError):
+        value = media_duration(path)
+    except InputError:
         return None
     return value if math.isfinite(value) and value > 0 else None
 
@@ -98,7 +91,7 @@ def probe(path):
         cap.release()
     if width <= 0 or height <= 0:
         raise InputError(f"{path}: no video stream (audio-only or empty file?)")
-    duration = _ffprobe_duration(path)
+    duration = _container_duration(path)
     if duration is None and _PLAUSIBLE_FPS[0] <= fps <= _PLAUSIBLE_FPS[1] and count > 0:
         duration = count / fps
     return VideoInfo(width, height, fps, duration)
