@@ -117,8 +117,9 @@ def clip_midi(midi, duration_s, tempo_bpm):
     return midi
 
 
-def score_report(midi, rhythm, tokens, **facts):
-    """The report of a scored video: its facts, control error and rhythm alignment."""
+def score_report(midi, rhythm, tokens, structure=False, **facts):
+    """The report of a scored video: its facts, control error, rhythm alignment and the cheap
+    MusDr metrics (``structure=True`` adds the structureness indicator, slow on long pieces)."""
     from . import metrics
 
     beats = [(b.tick, b.strength) for b in rhythm.visual_beats]
@@ -126,7 +127,8 @@ def score_report(midi, rhythm, tokens, **facts):
     # notes were never played. (Clips shorter than one bar keep their one bar.)
     full_bars = max(1, int(rhythm.duration_s * rhythm.tempo_bpm / 240 + 1e-6))
     densities = [b.density for b in rhythm.bars[:full_bars]]
-    m = metrics.evaluate(midi, densities, beats, rhythm.cuts, rhythm.duration_s, rhythm.tempo_bpm)
+    m = metrics.evaluate(midi, densities, beats, rhythm.cuts, rhythm.duration_s, rhythm.tempo_bpm,
+                         structure)
     clean = {k: (None if v != v else round(float(v), 6)) for k, v in m.items()}  # nan → null
     return {
         "duration_s": rhythm.duration_s, "tempo_bpm": rhythm.tempo_bpm, "n_bars": rhythm.n_bars,

@@ -312,7 +312,7 @@ def run_eval(videos, output, *, model=None, data=None, genre=None, instruments=N
 
     def measure(name, rhythm, condition, control, seed, tokens, midi, **facts):
         nonlocal done
-        r = score_report(midi, rhythm, tokens)
+        r = score_report(midi, rhythm, tokens, structure=True)
         runs.append({"video": name, "condition": condition, "control": control, "seed": seed,
                      "n_tokens": r["n_tokens"], **facts, **r["metrics"]})
         pieces[name, condition, seed] = midi

@@ -685,7 +685,7 @@ def length_error(midi, duration_s):
     return float((ends.max() if ends.size else 0.0) - duration_s)
 
 
-def evaluate(midi, target_densities, visual_beats, cuts, duration_s, tempo_bpm):
+def evaluate(midi, target_densities, visual_beats, cuts, duration_s, tempo_bpm, structure=True):
     """All metrics of one piece scored for one video, paper-style settings.
 
     Args:
@@ -695,17 +695,21 @@ def evaluate(midi, target_densities, visual_beats, cuts, duration_s, tempo_bpm):
         cuts: cut times, seconds.
         duration_s: video duration, seconds.
         tempo_bpm: video tempo.
+        structure: compute ``structureness`` too (superlinear in length: ~25 s for a 10-minute
+            piece here, so scoring leaves it to `vbgm eval`).
 
     Returns:
         dict of floats: ``pitch_entropy``, ``groove_similarity``, ``structureness``,
         ``density_error``, ``strength_error``, ``time_error``, ``onset_precision``,
-        ``onset_recall``, ``onset_f1``, ``beat_align``, ``length_error_s``.
+        ``onset_recall``, ``onset_f1``, ``beat_align``, ``length_error_s`` (no
+        ``structureness`` when ``structure`` is False).
     """
     align = onset_alignment(midi, visual_beats, cuts, tempo_bpm)
+    si = {"structureness": structureness(midi)} if structure else {}
     return {
         "pitch_entropy": pitch_class_entropy(midi),
         "groove_similarity": grooving_similarity(midi),
-        "structureness": structureness(midi),
+        **si,
         "density_error": density_error(midi, target_densities),
         "strength_error": strength_error(midi, visual_beats, len(target_densities)),
         "time_error": time_error(midi, visual_beats, duration_s, tempo_bpm),
