@@ -86,6 +86,31 @@ def test_resume_continues_the_same_loss_curve(dataset, tmp_path):
         torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5, msg=name)
 
 
+def test_init_from_trains_a_finished_run_further(overfit_run, dataset, tmp_path, capsys):
+    weights = overfit_run.run_dir / "model.safetensors"
+    cfg = write_config(tmp_path / "c.yaml", max_steps=5, log_every=1)
+    result = train(cfg, dataset, tmp_path / "more", init_from=weights, threads=1)
+    rows = train_rows(tmp_path / "more")
+    # A new schedule (steps count from 1, warm-up again) that starts from the trained weights:
+    # the first loss is the trained model's, far below a fresh model's (> 12).
+    assert result.step == 5 and [r["step"] for r in rows] == [1, 2, 3, 4, 5]
+    assert rows[0]["loss"] < 6.0, rows[0]
+    _, extra = load_model(tmp_path / "more" / "model.safetensors")
+    assert extra["init"]["path"] == str(weights) and extra["init"]["step"] == 250
+    # Resuming such a run keeps its provenance.
+    first = train(cfg, dataset, tmp_path / "split", init_from=weights, max_steps=2, threads=1)
+    train(None, dataset, first.run_dir, resume=True, threads=1)
+    assert load_model(first.run_dir / "model.safetensors")[1]["init"]["step"] == 250
+
+    with pytest.raises(InputError, match="--init-from starts a new run"):
+        train(None, dataset, tmp_path / "split", resume=True, init_from=weights)
+    other = tmp_path / "other.yaml"
+    other.write_text(cfg.read_text().replace("d_model: 64", "d_model: 32"))
+    assert main(["train", "--config", str(other), "--data", str(dataset), "-o",
+                 str(tmp_path / "r2"), "--init-from", str(weights)]) == 3
+    assert "another model config (d_model" in capsys.readouterr().err
+
+
 def test_max_minutes_checkpoints_and_stops(dataset, tmp_path):
     cfg = write_config(tmp_path / "c.yaml", max_steps=50)
     result = train(cfg, dataset, tmp_path / "run", max_minutes=0.0, threads=1)

@@ -47,6 +47,9 @@ def _add_train(sub):
     p.add_argument("--data", required=True, help="dataset directory from `vbgm prepare`")
     p.add_argument("-o", "--output", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
+    p.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start from these weights (e.g. RUN/model.safetensors of a finished run) "
+                   "with a fresh optimizer and schedule: how to train a finished run further")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="checkpoint and stop cleanly after this much wall time")
     p.add_argument("--max-steps", type=int, default=None,
@@ -62,7 +65,7 @@ def _run_train(args):
     if args.config is None and not args.resume:
         args.config = "default"
     result = train(args.config, args.data, args.output, resume=args.resume,
-                   max_minutes=args.max_minutes, max_steps=args.max_steps, threads=args.threads,
+                   init_from=args.init_from, max_minutes=args.max_minutes, max_steps=args.max_steps, threads=args.threads,
                    device=args.device, progress=True)
     print(result.describe())
     return 0

@@ -5,6 +5,9 @@ beat index and beat-timing bin, computed on the whole song. The data and dropout
 step ``s`` are seeded from (seed, s, rank), so a checkpoint that stores the step, model,
 optimizer and scheduler resumes the exact loss curve, on any number of processes.
 
+``init_from`` starts a new run (fresh optimizer and schedule) from another run's weights: how a
+finished run is trained further (its cosine schedule has ended, so resuming it would not learn).
+
 Multi-GPU / multi-node: run under ``torchrun`` (PyTorch DDP); rank 0 writes all files.
 
 Run directory:
@@ -30,8 +33,8 @@ import torch
 from .data import TokenDataset
 from .errors import InputError, ModelLoadError
 from .files import atomic_path
-from .model.checkpoint import (load_checkpoint, model_from_checkpoint, save_checkpoint,
-                               save_model)
+from .model.checkpoint import (load_checkpoint, load_model, model_from_checkpoint,
+                               save_checkpoint, save_model)
 from .model.cmt import CMT, masked_losses
 from .model.config import (ATTRIBUTES, N_INSTRUMENTS, ModelConfig, TrainConfig, config_to_dict,
                            load_config)
@@ -223,7 +226,7 @@ def _check_resume(payload, model_cfg, train_cfg, genres, path, config_given):
 
 def _evaluate(model, sampler, cfg, device, autocast):
     """Mean per-attribute validation loss over a fixed set of crops."""
-    generator = torch.Generator().manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(0)   # the same crops in every run: comparable losses
     sums = {a: 0.0 for a in ATTRIBUTES}
     counts = {a: 0 for a in ATTRIBUTES}
     model.eval()
@@ -276,8 +279,8 @@ def plot_losses(metrics_path, out_png):
     plt.close(fig)
 
 
-def train(config, data, output, *, resume=False, max_minutes=None, max_steps=None, threads=None,
-          device="auto", progress=False):
+def train(config, data, output, *, resume=False, init_from=None, max_minutes=None, max_steps=None,
+          threads=None, device="auto", progress=False):
     """Train (or resume training) a CMT.
 
     Args:
@@ -285,6 +288,8 @@ def train(config, data, output, *, resume=False, max_minutes=None, max_steps=Non
         data: dataset directory from `vbgm prepare`.
         output: run directory (created; must not hold a run unless ``resume``).
         resume: continue from ``output/checkpoint.pt``.
+        init_from: start a new run from these weights (a ``model.safetensors`` of the same
+            model config and genres) instead of random ones.
         max_minutes: checkpoint and stop cleanly after this much wall time.
         max_steps: stop at this step (the learning-rate schedule still follows the config).
         threads: CPU threads for torch (default: torch's choice).
@@ -303,6 +308,8 @@ def train(config, data, output, *, resume=False, max_minutes=None, max_steps=Non
     out = Path(output)
     ckpt_path = out / CHECKPOINT
     payload = None
+    if resume and init_from:
+        raise InputError("--init-from starts a new run; a resumed run already has its weights")
     if resume:
         payload = load_checkpoint(ckpt_path)
         missing = CHECKPOINT_KEYS - set(payload)
@@ -325,19 +332,39 @@ def train(config, data, output, *, resume=False, max_minutes=None, max_steps=Non
         model_cfg = dataclasses.replace(model_cfg, n_genres=len(dataset.genres))
     if payload is not None:
         _check_resume(payload, model_cfg, train_cfg, dataset.genres, ckpt_path, config is not None)
+    init = payload.get("init") if payload else None
+    init_model = None
+    if init_from:
+        init_model, init = _initial_weights(init_from, model_cfg, dataset.genres)
     stop_step = min(max_steps or train_cfg.max_steps, train_cfg.max_steps)
     if threads:
         torch.set_num_threads(threads)
 
     dist = _Distributed(device)
     try:
-        return _loop(dataset, out, model_cfg, train_cfg, payload, dist, stop_step, max_minutes,
-                     progress, t0)
+        return _loop(dataset, out, model_cfg, train_cfg, payload, init_model, init, dist,
+                     stop_step, max_minutes, progress, t0)
     finally:
         dist.close()
 
 
-def _loop(dataset, out, model_cfg, cfg, payload, dist, stop_step, max_minutes, progress, t0):
+def _initial_weights(path, model_cfg, genres):
+    """The model at ``path`` and its provenance, if it fits this run's config and genres."""
+    model, extra = load_model(path)
+    if config_to_dict(model.cfg) != config_to_dict(model_cfg):
+        diff = sorted(k for k, v in config_to_dict(model_cfg).items()
+                      if config_to_dict(model.cfg).get(k) != v)
+        raise ModelLoadError(f"{path}: --init-from model has another model config "
+                             f"({', '.join(diff)} differ)")
+    if extra.get("genres") != list(genres):
+        raise ModelLoadError(f"{path}: --init-from model was trained on genres "
+                             f"{extra.get('genres')}, the dataset has {list(genres)}")
+    return model.float().train(), {"path": str(path), "step": extra.get("step"),
+                                   "init": extra.get("init")}
+
+
+def _loop(dataset, out, model_cfg, cfg, payload, init_model, init, dist, stop_step, max_minutes,
+          progress, t0):
     from tqdm import tqdm
 
     if dist.main:
@@ -351,7 +378,10 @@ def _loop(dataset, out, model_cfg, cfg, payload, dist, stop_step, max_minutes, p
     valid = CropSampler(dataset, valid_rows, cfg.crop_len, 0.0) if valid_rows else None
 
     torch.manual_seed(cfg.seed)
-    model = (model_from_checkpoint(payload, out / CHECKPOINT) if payload else CMT(model_cfg))
+    if payload:
+        model = model_from_checkpoint(payload, out / CHECKPOINT)
+    else:
+        model = init_model if init_model is not None else CMT(model_cfg)
     model.to(dist.device).train()
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
@@ -382,8 +412,10 @@ def _loop(dataset, out, model_cfg, cfg, payload, dist, stop_step, max_minutes, p
         save_checkpoint(out / CHECKPOINT, {
             "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "model_config": config_to_dict(model_cfg),
-            "train_config": config_to_dict(cfg), "genres": list(dataset.genres)})
-        save_model(out / WEIGHTS, model, {"genres": list(dataset.genres), "step": step})
+            "train_config": config_to_dict(cfg), "genres": list(dataset.genres),
+            **({"init": init} if init else {})})
+        save_model(out / WEIGHTS, model, {"genres": list(dataset.genres), "step": step,
+                                          **({"init": init} if init else {})})
         if metrics.exists() and metrics.stat().st_size:
             plot_losses(metrics, out / "loss.png")
 
