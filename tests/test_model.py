@@ -45,9 +45,13 @@ def test_chunked_attention_equals_quadratic_reference(L, chunk):
                                atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("chunk", [4, 8, 64])
-def test_recurrent_generation_equals_parallel_forward(chunk):
-    model = tiny_model(chunk_size=chunk)
+@pytest.mark.parametrize("chunk,every", [(4, False), (8, False), (64, False), (8, True)])
+def test_recurrent_generation_equals_parallel_forward(chunk, every):
+    model = tiny_model(chunk_size=chunk, condition_every_token=every)
+    if every:   # make the per-token conditioning matter (it starts at zero)
+        with torch.no_grad():
+            model.token_genre.weight.normal_()
+            model.token_instruments.weight.normal_()
     tokens, beat, timing, genre, instruments = batch = random_batch(model.cfg)
     with torch.no_grad():
         out = model(*batch)
@@ -103,6 +107,22 @@ def test_conditioning_reaches_the_first_prediction():
         b = model(tokens, beat, timing, torch.tensor([1, 1]), instruments)["type"]
         c = model(tokens, beat, timing, torch.tensor([0, 0]), 1 - instruments)["type"]
     assert not torch.allclose(a[:, 0], b[:, 0]) and not torch.allclose(a[:, 0], c[:, 0])
+
+
+def test_per_token_conditioning_starts_at_zero_then_reaches_every_position():
+    plain = tiny_model()
+    every = tiny_model(condition_every_token=True)
+    every.load_state_dict(plain.state_dict(), strict=False)
+    batch = random_batch(plain.cfg)
+    with torch.no_grad():
+        torch.testing.assert_close(every(*batch)["pitch"], plain(*batch)["pitch"])
+        every.token_genre.weight.normal_()
+        tokens, beat, timing, _, instruments = batch
+        a = every(tokens, beat, timing, torch.tensor([0, 0]), instruments)["pitch"]
+        b = every(tokens, beat, timing, torch.tensor([1, 1]), instruments)["pitch"]
+    # The genre changes the last prediction as much as the first: it does not fade.
+    first, last = (a[:, 0] - b[:, 0]).abs().mean(), (a[:, -1] - b[:, -1]).abs().mean()
+    assert last > 0.3 * first > 0
 
 
 def test_masked_loss_ignores_attributes_the_target_type_does_not_use():
@@ -183,7 +203,7 @@ def test_bad_config_files_are_clear_errors(tmp_path, text, match):
 
 
 def test_unknown_preset_names_the_presets():
-    with pytest.raises(InputError, match="debug, default, paper"):
+    with pytest.raises(InputError, match="debug, default, default_continue, paper"):
         load_config("huge")
 
 

@@ -102,6 +102,13 @@ def test_init_from_trains_a_finished_run_further(overfit_run, dataset, tmp_path,
     train(None, dataset, first.run_dir, resume=True, threads=1)
     assert load_model(first.run_dir / "model.safetensors")[1]["init"]["step"] == 250
 
+    # A run may switch per-token conditioning on: it starts from the same predictions.
+    every = tmp_path / "every.yaml"
+    every.write_text(cfg.read_text().replace("d_model: 64", "d_model: 64\n  condition_every_token: true"))
+    train(every, dataset, tmp_path / "every", init_from=weights, max_steps=1, threads=1)
+    assert train_rows(tmp_path / "every")[0]["loss"] == pytest.approx(rows[0]["loss"], abs=1e-4)
+    assert load_model(tmp_path / "every" / "model.safetensors")[0].cfg.condition_every_token
+
     with pytest.raises(InputError, match="--init-from starts a new run"):
         train(None, dataset, tmp_path / "split", resume=True, init_from=weights)
     other = tmp_path / "other.yaml"

@@ -349,18 +349,25 @@ def train(config, data, output, *, resume=False, init_from=None, max_minutes=Non
 
 
 def _initial_weights(path, model_cfg, genres):
-    """The model at ``path`` and its provenance, if it fits this run's config and genres."""
-    model, extra = load_model(path)
-    if config_to_dict(model.cfg) != config_to_dict(model_cfg):
-        diff = sorted(k for k, v in config_to_dict(model_cfg).items()
-                      if config_to_dict(model.cfg).get(k) != v)
+    """A model of ``model_cfg`` holding the weights at ``path``, and their provenance.
+
+    The configs must be equal, except that the new run may switch ``condition_every_token`` on
+    (its new embeddings start at zero, so the model starts out unchanged).
+    """
+    source, extra = load_model(path)
+    old, new = config_to_dict(source.cfg), config_to_dict(model_cfg)
+    diff = sorted(k for k in new if old.get(k) != new[k]
+                  and not (k == "condition_every_token" and new[k]))
+    if diff:
         raise ModelLoadError(f"{path}: --init-from model has another model config "
                              f"({', '.join(diff)} differ)")
     if extra.get("genres") != list(genres):
         raise ModelLoadError(f"{path}: --init-from model was trained on genres "
                              f"{extra.get('genres')}, the dataset has {list(genres)}")
-    return model.float().train(), {"path": str(path), "step": extra.get("step"),
-                                   "init": extra.get("init")}
+    model = CMT(model_cfg)
+    missing, _ = model.load_state_dict(source.float().state_dict(), strict=False)
+    assert all(k.startswith("token_") for k in missing), missing   # only the new embeddings
+    return model.train(), {"path": str(path), "step": extra.get("step"), "init": extra.get("init")}
 
 
 def _loop(dataset, out, model_cfg, cfg, payload, init_model, init, dist, stop_step, max_minutes,

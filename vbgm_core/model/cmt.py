@@ -3,7 +3,9 @@
 A token's 7 attribute embeddings are concatenated and projected to d_model, then the
 beat-based sinusoidal encoding of its beat and the embedding of its beat-timing bin are added.
 Two start tokens carry the conditioning: a genre embedding and an instrument-set embedding
-(sum of one learned vector per instrument present). A causal linear-attention transformer
+(sum of one learned vector per instrument present); with ``condition_every_token`` a second pair
+of embeddings (zero at initialisation) is also added to every token's input, so the conditioning
+does not fade over long contexts. A causal linear-attention transformer
 follows; the head predicts the type first, then the six other attributes from
 hidden ⊕ embedding(type).
 """
@@ -65,6 +67,7 @@ class GenerationState:
     hidden: torch.Tensor | None
     layers: list          # per layer (S [B, H, E, M], z [B, H, E])
     n_tokens: int = 0     # tokens consumed, start tokens included
+    condition: torch.Tensor | None = None   # [B, D] added to every token (condition_every_token)
 
 
 class CMT(nn.Module):
@@ -85,6 +88,12 @@ class CMT(nn.Module):
         self.timing = nn.Embedding(cfg.n_timing_bins, d)
         self.genre = nn.Embedding(cfg.n_genres, d)
         self.instruments = nn.Linear(N_INSTRUMENTS, d)
+        if cfg.condition_every_token:
+            # Zero at first: a model trained without them (--init-from) starts out unchanged.
+            self.token_genre = nn.Embedding(cfg.n_genres, d)
+            self.token_instruments = nn.Linear(N_INSTRUMENTS, d, bias=False)
+            nn.init.zeros_(self.token_genre.weight)
+            nn.init.zeros_(self.token_instruments.weight)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(d)
@@ -104,6 +113,12 @@ class CMT(nn.Module):
     def start_tokens(self, genre, instruments):
         """Conditioning → the two start tokens ``[B, 2, D]`` (genre, instrument set)."""
         return torch.stack((self.genre(genre.long()), self.instruments(instruments.float())), dim=1)
+
+    def token_condition(self, genre, instruments):
+        """Conditioning added to every token ``[B, D]``, or None without condition_every_token."""
+        if not self.cfg.condition_every_token:
+            return None
+        return self.token_genre(genre.long()) + self.token_instruments(instruments.float())
 
     # -- outputs -----------------------------------------------------------------------------
     def type_logits(self, hidden):
@@ -131,6 +146,9 @@ class CMT(nn.Module):
             tokens are prepended, so the input is the start tokens and tokens 0..L-2).
         """
         x = self.embed(tokens[:, :-1], beat_index[:, :-1], timing[:, :-1])   # [B, L-1, D]
+        condition = self.token_condition(genre, instruments)
+        if condition is not None:
+            x = x + condition.unsqueeze(1)
         x = self.drop(torch.cat((self.start_tokens(genre, instruments), x), dim=1))
         for block in self.blocks:
             x = block(x)
@@ -160,7 +178,8 @@ class CMT(nn.Module):
             # elu+1 features drive the recurrent state into denormals: 100x slower without this.
             torch.set_flush_denormal(True)
         starts = self.start_tokens(genre, instruments)
-        state = GenerationState(hidden=None, layers=[None] * len(self.blocks))
+        state = GenerationState(hidden=None, layers=[None] * len(self.blocks),
+                                condition=self.token_condition(genre, instruments))
         for i in range(2):
             state = self._advance(state, starts[:, i])
         return state
@@ -178,7 +197,10 @@ class CMT(nn.Module):
         Returns:
             the same state, ``hidden`` now predicting the following token.
         """
-        return self._advance(state, self.embed(token, beat_index, timing))
+        x = self.embed(token, beat_index, timing)
+        if state.condition is not None:
+            x = x + state.condition
+        return self._advance(state, x)
 
 
 def set_cpu_generation_threads(threads=1):

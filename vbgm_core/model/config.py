@@ -46,6 +46,10 @@ class ModelConfig:
     attention: str = "torch"       # "torch" (plain PyTorch) or "fast" (pytorch-fast-transformers)
     chunk_size: int = 64           # chunk length of the chunked causal linear attention
     eps: float = 1e-6              # added to the linear-attention normaliser
+    # Also add the genre and instrument-set embeddings to every token's input: a start token's
+    # share of a linear-attention average shrinks as the context grows, and a model conditioned
+    # only through start tokens learned to ignore the genre (METHOD.md's known defect).
+    condition_every_token: bool = False
 
     def __post_init__(self):
         if self.d_model % self.n_heads:
