@@ -85,9 +85,24 @@ def test_sampling_settings_parse_and_refuse():
     s = Sampling.parse(["pitch.temperature=0.8", "beat.top_p=0.95"])
     assert s.temperature["pitch"] == 0.8 and s.top_p["beat"] == 0.95
     assert s.temperature["beat"] == 1.2  # untouched defaults stay
-    for bad in (["kazoo.top_p=0.5"], ["pitch.top_p=1.5"], ["pitch.temperature=x"], ["pitch=1"]):
+    assert Sampling.parse(["genre.guidance=1.5"]).genre_guidance == 1.5
+    for bad in (["kazoo.top_p=0.5"], ["pitch.top_p=1.5"], ["pitch.temperature=x"], ["pitch=1"],
+                ["genre.guidance=-1"], ["genre.guidance=x"], ["genre.temperature=1"]):
         with pytest.raises(InputError, match="sampling setting"):
             Sampling.parse(bad)
+
+
+def test_genre_guidance_steers_and_stays_valid(model):
+    targets = Targets(2, [8, 8], {0: 2})
+
+    def run(*settings):
+        return ControlledSampler(model, 1, ["drums", "piano"], 0.5, 4,
+                                 Sampling.parse(list(settings))).generate(targets)
+    plain = run()
+    assert np.array_equal(run("genre.guidance=0"), plain)     # 0 = off: the unguided path
+    guided = run("genre.guidance=3")
+    assert tokens_errors(guided) == [] and (guided[:, 0] == BAR).sum() == 2
+    assert not np.array_equal(guided, plain) and np.array_equal(run("genre.guidance=3"), guided)
 
 
 def test_lower_temperature_narrows_the_choices(model):

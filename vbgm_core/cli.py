@@ -83,7 +83,8 @@ def _add_score_options(p):
     p.add_argument("--seed", type=int, default=0, help="same seed, same music (default 0)")
     p.add_argument("--sampling", nargs="+", metavar="ATTR.SETTING=VALUE",
                    help="per-attribute sampling, e.g. pitch.temperature=0.9 beat.top_p=0.95 "
-                   "(defaults: temperature 1.2 for beat and density, 1.0 elsewhere; top-p 0.9)")
+                   "genre.guidance=1 (defaults: temperature 1.2 for beat and density, 1.0 "
+                   "elsewhere; top-p 0.9; genre guidance 0)")
     p.add_argument("--model", help="model file (default: the bundled model)")
     p.add_argument("--soundfont", help="General MIDI SoundFont (default: found on the system)")
     p.add_argument("--mix", choices=("replace", "mix"), default="replace",
