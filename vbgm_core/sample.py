@@ -66,25 +66,27 @@ class Sampling:
             key, _, value = item.partition("=")
             attr, _, setting = key.strip().partition(".")
             if (attr, setting) == ("genre", "guidance"):
-                try:
-                    sampling.genre_guidance = float(value)
-                except ValueError:
-                    sampling.genre_guidance = -1.0
-                if not 0 <= sampling.genre_guidance <= 10:
-                    raise InputError(f"sampling setting {item!r}: guidance must be in [0, 10]")
+                sampling.genre_guidance = _setting_value(item, value, "guidance", 10.0, zero_ok=True)
                 continue
             if setting not in limits or attr not in sampling.top_p:
                 raise InputError(f"sampling setting {item!r}: use ATTRIBUTE.temperature=T or "
                                  f"ATTRIBUTE.top_p=P (ATTRIBUTE one of {', '.join(sampling.top_p)}) or "
                                  f"genre.guidance=W")
             table, high = limits[setting]
-            try:
-                table[attr] = float(value)
-            except ValueError:
-                table[attr] = -1.0
-            if not 0 < table[attr] <= high:
-                raise InputError(f"sampling setting {item!r}: {setting} must be in (0, {high:g}]")
+            table[attr] = _setting_value(item, value, setting, high)
         return sampling
+
+
+def _setting_value(item, value, name, high, zero_ok=False):
+    """``value`` as a number in (0, high], or [0, high] if ``zero_ok``; else an InputError."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not (0 <= number if zero_ok else 0 < number) or number > high:
+        raise InputError(f"sampling setting {item!r}: {name} must be in "
+                         f"{'[' if zero_ok else '('}0, {high:g}]")
+    return number
 
 
 @dataclass
