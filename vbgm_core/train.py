@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .augment import drop_controls, transpose
 from .data import TokenDataset
 from .errors import InputError, ModelLoadError
 from .files import atomic_path
@@ -39,6 +40,7 @@ from .model.cmt import CMT, masked_losses
 from .model.config import (ATTRIBUTES, N_INSTRUMENTS, ModelConfig, TrainConfig, config_to_dict,
                            load_config)
 from .music.tokenizer import token_positions
+from .sample import PITCH_RANGE
 
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "model.safetensors"
@@ -60,15 +62,22 @@ class CropSampler:
         rows: song row numbers to draw from.
         crop_len: tokens per example; shorter songs are padded with zeros.
         start_crop_prob: probability that a crop starts at the song's first token.
+        transpose: (low, high) semitones a crop's pitched notes move by; (0, 0) = never.
+        genre_balance: 0 draws songs by length; 1 gives every genre the same share of crops.
     """
 
-    def __init__(self, dataset, rows, crop_len, start_crop_prob):
+    def __init__(self, dataset, rows, crop_len, start_crop_prob, transpose=(0, 0),
+                 genre_balance=0.0):
         self.dataset = dataset
         self.rows = list(rows)
         self.crop_len = crop_len
         self.start_crop_prob = start_crop_prob
+        self.transpose = tuple(transpose)
         lengths = torch.tensor([dataset.index[r]["length"] for r in self.rows], dtype=torch.float)
-        self.weights = lengths / lengths.sum()   # every token about equally likely to be seen
+        genres = torch.tensor([dataset.index[r]["genre_id"] for r in self.rows])
+        share = torch.zeros(int(genres.max()) + 1).index_add_(0, genres, lengths)
+        lengths = lengths / share[genres] ** genre_balance
+        self.weights = lengths / lengths.sum()   # balance 0: every token about equally likely
         self._positions = {}
 
     def _song(self, row):
@@ -99,7 +108,12 @@ class CropSampler:
             if len(tokens) > L and torch.rand(1, generator=generator).item() >= self.start_crop_prob:
                 start = int(torch.randint(0, len(tokens) - L + 1, (1,), generator=generator))
             n = min(L, len(tokens) - start)
-            out["tokens"][b, :n] = torch.from_numpy(tokens[start:start + n])
+            crop = tokens[start:start + n]
+            if self.transpose != (0, 0):
+                shift = int(torch.randint(self.transpose[0], self.transpose[1] + 1, (1,),
+                                          generator=generator))
+                crop, _ = transpose(crop, shift, PITCH_RANGE)
+            out["tokens"][b, :n] = torch.from_numpy(crop)
             out["beat_index"][b, :n] = torch.from_numpy(beat[start:start + n])
             out["timing"][b, :n] = torch.from_numpy(timing[start:start + n])
             info = self.dataset.index[row]
@@ -381,7 +395,8 @@ def _loop(dataset, out, model_cfg, cfg, payload, init_model, init, dist, stop_st
             tmp.write_text(yaml.safe_dump({"model": config_to_dict(model_cfg),
                                            "train": config_to_dict(cfg)}, sort_keys=False))
     train_rows, valid_rows = split_rows(dataset, cfg.valid_fraction)
-    sampler = CropSampler(dataset, train_rows, cfg.crop_len, cfg.start_crop_prob)
+    sampler = CropSampler(dataset, train_rows, cfg.crop_len, cfg.start_crop_prob,
+                          cfg.transpose, cfg.genre_balance)
     valid = CropSampler(dataset, valid_rows, cfg.crop_len, 0.0) if valid_rows else None
 
     torch.manual_seed(cfg.seed)
@@ -432,11 +447,15 @@ def _loop(dataset, out, model_cfg, cfg, payload, init_model, init, dist, stop_st
     last = {"train": None, "valid": None, "tps": None}
     stopped_early = False
     while step < stop_step:
-        batch = _to(sampler.batch(cfg.batch_size, torch.Generator().manual_seed(
-            _step_seed(cfg.seed, step, dist.rank, 0))), dist.device)
+        data_stream = torch.Generator().manual_seed(_step_seed(cfg.seed, step, dist.rank, 0))
+        batch = sampler.batch(cfg.batch_size, data_stream)
+        inputs = dict(batch)
+        inputs["tokens"], inputs["timing"] = drop_controls(batch, cfg.timing_dropout,
+                                                           cfg.control_dropout, data_stream)
+        batch, inputs = _to(batch, dist.device), _to(inputs, dist.device)
         torch.manual_seed(_step_seed(cfg.seed, step, dist.rank, 1))      # dropout
         with autocast():
-            losses, _ = masked_losses(net(**batch), batch["tokens"])
+            losses, _ = masked_losses(net(**inputs), batch["tokens"])
         loss = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

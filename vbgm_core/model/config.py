@@ -87,9 +87,21 @@ class TrainConfig:
     checkpoint_every: int = 250    # steps between checkpoints (also at the end and on --max-minutes)
     log_every: int = 10            # steps between metric rows
     seed: int = 0
+    # Augmentation and robustness (vbgm_core/augment.py; validation is never augmented).
+    transpose: tuple = (0, 0)      # pitched tracks of a crop move by a shift drawn from [lo, hi]
+    timing_dropout: float = 0.0    # share of crops trained without the beat-timing input
+    control_dropout: float = 0.0   # share of density/strength inputs hidden (targets kept)
+    # 0: crops drawn by song length; 1: every genre equally often (rock is 44% of midi_genre).
+    genre_balance: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "betas", tuple(self.betas))
+        object.__setattr__(self, "transpose", tuple(self.transpose))
+        if len(self.transpose) != 2 or self.transpose[0] > self.transpose[1]:
+            raise InputError(f"train config: transpose must be [low, high], not {self.transpose}")
+        for name in ("timing_dropout", "control_dropout", "genre_balance"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InputError(f"train config: {name} must be in [0, 1]")
 
 
 def _check_types(cls, values, source):
