@@ -32,25 +32,22 @@ BUNDLED = REPO / "vbgm_core" / "assets" / "model.safetensors"
 
 def child(clip, model, out_dir, seed):
     """Score ``clip`` stage by stage in this process; print one JSON line."""
-    from vbgm_core.api import SAMPLE_RATE, generate_for_rhythm, load_scoring_model
-    from vbgm_core.music.instruments import GROUPS
+    from vbgm_core.api import SAMPLE_RATE, Scorer, ScoreOptions
     from vbgm_core.mux import mux
-    from vbgm_core.render import render_audio, write_wav
-    from vbgm_core.video.rhythm import analyze_video
+    from vbgm_core.render import write_wav
 
     t = {}
     t0 = time.perf_counter()
-    net, _ = load_scoring_model(model)
+    scorer = Scorer.from_pretrained(model)
     t["load"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    rhythm = analyze_video(clip)
+    rhythm = scorer.analyze(clip)
     t["analysis"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    tokens, midi = generate_for_rhythm(rhythm, net, 0, GROUPS, 0.7, seed)
+    tokens, midi = scorer.generate(rhythm, ScoreOptions(genre=scorer.genres[0], seed=seed))
     t["generation"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    wav = write_wav(render_audio(midi, SAMPLE_RATE, duration_s=rhythm.duration_s), SAMPLE_RATE,
-                    Path(out_dir) / "music.wav")
+    wav = write_wav(scorer.render(midi, rhythm), SAMPLE_RATE, Path(out_dir) / "music.wav")
     t["rendering"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     mux(clip, wav, Path(out_dir) / "scored.mp4")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vbgm_core.api import load_scoring_model
+from vbgm_core.scorer import Scorer
 from vbgm_core.data import TokenDataset
 from vbgm_core.files import atomic_path
 from vbgm_core.metrics import grid_notes, grooving_similarity, pitch_class_entropy
@@ -158,7 +158,8 @@ def main():
     p.add_argument("-o", "--output", default=None)
     args = p.parse_args()
     ds = TokenDataset(args.data)
-    model, extra = load_scoring_model(args.model)
+    scorer = Scorer.from_pretrained(args.model)
+    model, extra = scorer.model, scorer.info
     sampling = Sampling.parse(args.sampling)
     result = {"model": extra, "bars": args.bars, "pieces": args.pieces,
               "sampling": vars(sampling), "genres": {}}

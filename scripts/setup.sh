@@ -9,6 +9,18 @@ PYTHON=${PYTHON:-python3}
 missing=()
 ldconfig -p 2>/dev/null | grep -q libfluidsynth.so.3 || missing+=(libfluidsynth3)
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
+# A full General MIDI SoundFont (FluidR3_GM, 141 MB): far better than the 6 MB TimGM6mb that
+# pretty_midi ships, which render.py keeps as the fallback (docs/MUSIC.md).
+[ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || [ -f /usr/share/sounds/sf3/MuseScore_General.sf3 ] \
+    || missing+=(fluid-soundfont-gm)
+# Python's venv module (Debian splits it out), and for `--dev` (the tests build the optional
+# fast-transformers backend from source) a C++ compiler and Python's headers.
+"$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+if [ "${1:-}" = "--dev" ]; then
+    command -v g++ >/dev/null || missing+=(g++)
+    "$PYTHON" -c 'import os, sysconfig; assert os.path.exists(sysconfig.get_paths()["include"] + "/Python.h")' \
+        2>/dev/null || missing+=(python3-dev)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null; then
         SUDO=""
@@ -17,7 +29,7 @@ if [ ${#missing[@]} -gt 0 ]; then
         $SUDO apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
     else
-        echo "setup: please install ${missing[*]} (FluidSynth 2 and ffmpeg) with your package manager" >&2
+        echo "setup: please install ${missing[*]} with your package manager" >&2
         exit 2
     fi
 fi
@@ -27,10 +39,25 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 extras=""
-[ "${1:-}" = "--dev" ] && extras="[dev]"
+[ "${1:-}" = "--dev" ] && extras="[dev,ray]"   # ray: the tests of `vbgm batch --engine ray`
 stamp=".venv/.vbgm-installed$extras"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    # The torch pin resolves to a CUDA build (GBs of nvidia packages) on a plain PyPI set-up;
+    # $VBGM_TORCH_INDEX names a CPU wheel index (PyTorch's "CPU" index from its install page)
+    # to take torch from first. Machines whose pip configuration already serves the CPU build
+    # need nothing.
+    if [ -n "${VBGM_TORCH_INDEX:-}" ] && ! .venv/bin/python -c 'import torch' 2>/dev/null; then
+        .venv/bin/pip install --quiet --disable-pip-version-check \
+            --index-url "$VBGM_TORCH_INDEX" "$(sed -n 's/^ *"\(torch==[^"]*\)".*/\1/p' pyproject.toml)"
+    fi
     .venv/bin/pip install --quiet --disable-pip-version-check -e ".$extras"
     touch "$stamp"
 fi
-echo "setup: .venv ready ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
+.venv/bin/python - <<'PY'
+import torch
+build = "CPU build" if torch.version.cuda is None else f"CUDA {torch.version.cuda} build"
+print(f"setup: .venv ready (torch {torch.__version__}, {build})")
+if torch.version.cuda is not None:
+    print("setup: note: this torch is a CUDA build (large download; vbgm runs on the CPU). For "
+          "the CPU build, set VBGM_TORCH_INDEX to PyTorch's CPU wheel index and re-create .venv.")
+PY

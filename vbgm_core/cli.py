@@ -72,45 +72,22 @@ def _run_train(args):
 
 
 def _add_score_options(p):
-    """Options shared by `score` and `batch`."""
-    p.add_argument("--genre", help="genre of the model (see `vbgm genres`; default pop)")
-    p.add_argument("--instruments", help="comma-separated subset of drums,piano,guitar,bass,"
-                   "strings (default: all)")
-    p.add_argument("--control", type=float, default=0.7,
-                   help="control degree C in [0, 1]: 0 free music, 1 follows the video fully "
-                   "(default 0.7, the paper's choice)")
-    p.add_argument("--tempo", default="auto", help="auto (from the video) or BPM (30-300)")
-    p.add_argument("--seed", type=int, default=0, help="same seed, same music (default 0)")
-    p.add_argument("--sampling", nargs="+", metavar="ATTR.SETTING=VALUE",
-                   help="per-attribute sampling, e.g. pitch.temperature=0.9 beat.top_p=0.95 "
-                   "genre.guidance=1 (defaults: temperature 1.2 for beat and density, 1.0 "
-                   "elsewhere; top-p 0.9; genre guidance 0)")
+    """Options shared by `score` and `batch`: the music's (generated from ScoreOptions) and
+    where the model, the sound and the outputs come from."""
+    from .options import ScoreOptions
+
+    ScoreOptions.add_arguments(p)
     p.add_argument("--model", help="model file (default: the bundled model)")
     p.add_argument("--soundfont", help="General MIDI SoundFont (default: found on the system)")
-    p.add_argument("--mix", choices=("replace", "mix"), default="replace",
-                   help="replace the video's audio, or mix the music under it")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--progress", choices=("bar", "jsonl", "none"), default="bar",
                    help="progress bars on stderr, JSON lines on stdout (for editors), or none")
 
 
-def _tempo(value):
-    if value == "auto":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise SystemExit(f"vbgm: error: --tempo must be 'auto' or a number, not {value!r}")
+def _options(args):
+    from .options import ScoreOptions
 
-
-def _sampling(values):
-    from .sample import Sampling
-
-    return Sampling.parse(values)
-
-
-def _instruments(value):
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+    return ScoreOptions.from_args(args)
 
 
 def _add_score(sub):
@@ -133,56 +110,65 @@ def _add_score(sub):
     p.add_argument("--stems", help="write one WAV per instrument into this new folder")
     p.add_argument("--start", type=float, help="score from this time (s)")
     p.add_argument("--end", type=float, help="score up to this time (s)")
+    p.add_argument("--continue-from", metavar="TAKE.mid", help="re-roll: keep this previous "
+                   "take (a MIDI file vbgm wrote for this video) up to --keep-until, bit for "
+                   "bit, and compose the rest anew (use another --seed)")
+    p.add_argument("--keep-until", type=float, metavar="S", help="re-roll: seconds of the "
+                   "previous take to keep (rounded up to its next bar line)")
     _add_score_options(p)
     p.set_defaults(run=_run_score)
 
 
-class _Progress:
-    """progress(stage, fraction) as tqdm bars on stderr or JSON lines on stdout."""
+def _progress(mode, stages=True):
+    """The progress protocol (progress.py); ``stages=False`` for commands whose stages are
+    not scoring's (their JSON lines announce none)."""
+    from .progress import STAGES, Progress
 
-    def __init__(self, mode):
-        self.mode, self.bars = mode, {}
+    return Progress(mode, stages=STAGES if stages else None)
 
-    def __call__(self, stage, fraction):
-        if self.mode == "jsonl":
-            print(json.dumps({"event": "progress", "stage": stage,
-                              "fraction": round(float(fraction), 4)}), flush=True)
-        elif self.mode == "bar":
-            from tqdm import tqdm
 
-            bar = self.bars.get(stage)
-            if bar is None:
-                bar = self.bars[stage] = tqdm(total=100, desc=f"{stage:>8}", unit="%",
-                                              bar_format="{desc} {bar} {percentage:3.0f}%")
-            bar.update(round(100 * fraction) - bar.n)
-            if fraction >= 1:
-                bar.close()
+def _quiet_decoder():
+    """Keep OpenCV's (and its FFmpeg's) per-frame decoder warnings off stderr: a broken
+    stream would print hundreds of lines before our one-line error says what is wrong."""
+    import os
 
-    def event(self, **fields):
-        if self.mode == "jsonl":
-            print(json.dumps(fields), flush=True)
+    import cv2
+
+    # Read by OpenCV when it first opens a file with FFmpeg; -8 = AV_LOG_QUIET. A user who
+    # debugs a file can still set it.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def _run_score(args):
     from .api import score_video
-    from .files import check_output
+    from .files import Outputs, check_input_file
+    from .video.plot import IMAGE_SUFFIXES
 
     if not (args.output or args.wav or args.midi):
         raise InputError("nothing to write: give -o OUT.mp4, --wav, --midi (or several)")
-    for path in (args.report, args.plot):
-        if path:
-            check_output(path, args.overwrite)
+    check_input_file(args.video, "video")
+    # score_video adds -o, --wav and --midi to this one transaction: all land, or none.
+    run_outputs = Outputs(inputs=(args.video, args.model, args.soundfont, args.continue_from),
+                          overwrite=args.overwrite)
+    if args.report:
+        run_outputs.add_file(args.report, "report")
+    if args.plot:
+        run_outputs.add_file(args.plot, "plot", IMAGE_SUFFIXES)
     if args.stems:
-        check_output(args.stems, args.overwrite)
-    progress = _Progress(args.progress)
+        run_outputs.add_folder(args.stems, "stems folder")
+    _quiet_decoder()
+    progress = _progress(args.progress)
     try:
-        result = score_video(
-            args.video, out_wav=args.wav, out_midi=args.midi, out_video=args.output,
-            genre=args.genre, instruments=_instruments(args.instruments), control=args.control,
-            tempo=_tempo(args.tempo), seed=args.seed, start=args.start, end=args.end,
-            model=args.model, soundfont=args.soundfont, sampling=_sampling(args.sampling),
-            mix=args.mix, overwrite=args.overwrite, progress=progress, render=bool(args.output or args.wav or args.stems))
-        _write_extras(args, result)
+        with run_outputs:
+            result = score_video(
+                args.video, out_wav=args.wav, out_midi=args.midi, out_video=args.output,
+                options=_options(args), start=args.start, end=args.end,
+                model=args.model, soundfont=args.soundfont, overwrite=args.overwrite,
+                continue_from=args.continue_from, keep_until=args.keep_until,
+                progress=progress, render=bool(args.output or args.wav or args.stems),
+                outputs=run_outputs)
+            _write_extras(args, result, run_outputs)
     except VbgmError as e:
         progress.event(event="error", message=str(e), exit_code=e.exit_code)
         raise
@@ -196,51 +182,77 @@ def _run_score(args):
     return 0
 
 
-def _write_extras(args, result):
-    """--report, --plot, --stems: outputs beside the music."""
-    from .files import atomic_path
-
+def _write_extras(args, result, outputs):
+    """--report, --plot, --stems: outputs beside the music, into the run's temporaries."""
     if args.report:
-        with atomic_path(args.report) as tmp:
-            tmp.write_text(json.dumps(result.report, indent=1))
+        outputs.temp(args.report).write_text(json.dumps(result.report, indent=1))
     if args.plot:
         from .plot import plot_score
 
-        plot_score(result.rhythm, result.midi, args.plot)
+        plot_score(result.rhythm, result.midi, outputs.temp(args.plot),
+                   speech=result.report.get("speech"), gain_db=result.report.get("gain_db"))
     if args.stems:
         from .render import render_stems
 
-        render_stems(result.midi, args.stems, soundfont=args.soundfont,
-                     duration_s=result.rhythm.duration_s, overwrite=args.overwrite)
+        render_stems(result.midi, outputs.temp(args.stems), soundfont=args.soundfont,
+                     duration_s=result.rhythm.duration_s, overwrite=True)
 
 
 def _add_batch(sub):
     p = sub.add_parser("batch", help="score many videos (scripted batch edits)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Score each video into OUTDIR/<name>.mp4 (+ .mid, .json); "
-                       "a failure is reported and the others go on.")
+                       "a failure is reported and the others go on. Names are unique per input "
+                       "(inputs with the same name keep their folders below OUTDIR); each clip's "
+                       "seed comes from --seed and its file name, so a clip gets the same music "
+                       "on any engine. OUTDIR/summary.json lists every clip's status.",
+                       epilog="examples:\n"
+                       "  vbgm batch shots/*.mp4 -o scored/ --jobs 2\n"
+                       "  vbgm batch /shared/shots/*.mp4 -o /shared/scored --engine ray "
+                       "--address auto")
     p.add_argument("videos", nargs="+", help="video files")
     p.add_argument("-o", "--output", required=True, help="folder for the results")
-    p.add_argument("--jobs", type=int, default=1, help="videos scored at once (processes)")
+    p.add_argument("--jobs", type=int, default=None, help="videos scored at once: processes "
+                   "(local, default 1) or Ray actors (default: the cluster's CPUs)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local process pool (default), or a Ray cluster (pip install 'vbgm[ray]')")
+    p.add_argument("--address", default=None, help="Ray cluster: auto, HOST:PORT or "
+                   "ray://HOST:10001 (default: $RAY_ADDRESS, else a cluster started on this "
+                   "machine, else a private local Ray)")
+    p.add_argument("--summary", default=None, help="summary JSON to write (default "
+                   "OUTDIR/summary.json)")
     _add_score_options(p)
     p.set_defaults(run=_run_batch)
 
 
 def _run_batch(args):
-    from .batch import run_batch
+    from .batch import run_batch, sigterm_as_interrupt
 
-    options = dict(genre=args.genre, instruments=_instruments(args.instruments),
-                   control=args.control, tempo=_tempo(args.tempo), seed=args.seed,
-                   model=args.model, soundfont=args.soundfont, mix=args.mix,
-                   sampling=_sampling(args.sampling), overwrite=args.overwrite)
-    rows = run_batch(args.videos, args.output, options, jobs=args.jobs,
-                     progress=args.progress == "bar")
-    width = max(len(Path(r["video"]).name) for r in rows)
-    for r in rows:
-        status = f"ok  {r['seconds']:6.1f} s  {r['output']}" if r["ok"] else f"FAILED  {r['error']}"
-        print(f"{Path(r['video']).name:<{width}}  {status}")
-    failed = sum(not r["ok"] for r in rows)
-    print(f"{len(rows) - failed} scored, {failed} failed")
-    return 1 if failed else 0
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError(f"--jobs must be at least 1, not {args.jobs}")
+    local = lambda path: str(Path(path).absolute()) if path else None  # noqa: E731 (workers' cwd differs)
+    progress = _progress(args.progress, stages=False)
+    try:
+        options = dict(options=_options(args), model=local(args.model),
+                       soundfont=local(args.soundfont))
+        with sigterm_as_interrupt():
+            result = run_batch(args.videos, args.output, options, jobs=args.jobs,
+                               engine=args.engine, address=args.address,
+                               progress=args.progress, overwrite=args.overwrite,
+                               summary=args.summary)
+    except VbgmError as e:
+        progress.event(event="error", message=str(e), exit_code=e.exit_code)
+        raise
+    if args.progress != "jsonl":
+        rows = result.rows
+        width = max(len(r["name"]) for r in rows)
+        for r in rows:
+            status = (f"ok  {r['seconds']:6.1f} s  {r['outputs']['mp4']}" if r["status"] == "ok"
+                      else f"{r['status'].upper()}  {r['error']}")
+            print(f"{r['name']:<{width}}  {status}")
+        print(f"{len(rows) - result.failed} scored, {result.failed} failed; "
+              f"summary: {result.summary_path}")
+    return 1 if result.failed else 0
 
 
 def _add_names(sub):
@@ -251,8 +263,8 @@ def _add_names(sub):
 
 
 def _run_names(args):
-    from .api import model_genres
     from .music.instruments import GROUPS
+    from .scorer import model_genres
 
     names = model_genres(args.model) if args.what == "genres" else GROUPS
     print("\n".join(names))
@@ -276,26 +288,24 @@ def _add_analyze(sub):
 
 
 def _run_analyze(args):
-    import cv2
-    from tqdm import tqdm
-
-    from .files import check_output
+    from .files import Outputs, check_input_file
     from .video import analyze_video
-    from .video.plot import plot_rhythm
+    from .video.plot import IMAGE_SUFFIXES, plot_rhythm
 
-    check_output(args.output, args.overwrite)
+    check_input_file(args.video, "video")
+    outputs = Outputs(inputs=(args.video,), overwrite=args.overwrite)
+    outputs.add_file(args.output, "rhythm JSON")
     if args.plot:
-        check_output(args.plot, args.overwrite)
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our message says it
-    with tqdm(total=100, unit="%", desc="analyze", file=sys.stderr, leave=False) as bar:
-        def progress(fraction):
-            bar.update(round(100 * fraction) - bar.n)
-
-        rhythm = analyze_video(args.video, tempo=args.tempo, start=args.start, end=args.end,
-                               progress=progress)
-    rhythm.to_json(args.output)
-    if args.plot:
-        plot_rhythm(rhythm, args.plot)
+        outputs.add_file(args.plot, "plot", IMAGE_SUFFIXES)
+    _quiet_decoder()
+    progress = _progress("bar")
+    rhythm = analyze_video(args.video, tempo=args.tempo, start=args.start, end=args.end,
+                           progress=progress.stage("analyze"))
+    progress.close()
+    with outputs:
+        rhythm.to_json(outputs.temp(args.output))
+        if args.plot:
+            plot_rhythm(rhythm, outputs.temp(args.plot))
     print(f"{args.output}: {rhythm.duration_s:.2f} s, {rhythm.tempo_bpm:g} BPM "
           f"({rhythm.tempo_source}), {rhythm.n_bars} bars, "
           f"{len(rhythm.visual_beats)} visual beats, {len(rhythm.cuts)} cuts")
@@ -341,9 +351,9 @@ def _run_eval(args):
             controls = [float(c) for c in args.controls.split(",") if c.strip()]
         except ValueError:
             raise InputError(f"--controls must be numbers in [0, 1], not {args.controls!r}")
-    progress = _Progress(args.progress)
+    progress = _progress(args.progress, stages=False)
     report = run_eval(args.videos, args.output, model=args.model, data=args.data,
-                      genre=args.genre, instruments=_instruments(args.instruments),
+                      genre=args.genre, instruments=args.instruments,
                       seeds=args.seeds, controls=controls, quick=args.quick,
                       reference_songs=args.reference_songs, overwrite=args.overwrite,
                       progress=progress)
@@ -368,11 +378,18 @@ def get_parser():
 
 
 def main(argv=None):
+    from .errors import Terminated
+    from .files import cancel_on_signals
+
     args = get_parser().parse_args(argv)
     try:
-        return args.run(args)
+        with cancel_on_signals():  # SIGTERM cleans up as Ctrl-C does
+            return args.run(args)
     except VbgmError as e:
         print(f"vbgm {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except Terminated as e:
+        print(f"vbgm {args.command}: terminated ({e})", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(f"vbgm {args.command}: interrupted", file=sys.stderr)

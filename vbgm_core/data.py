@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, VbgmError
-from .files import atomic_dir
-from .music.instruments import mask_of
-from .music.tokenizer import (ATTRIBUTES, MAX_STRENGTH, TICKS_PER_BAR, VOCAB_SIZES, CPTokenizer,
-                              bar_densities, onset_strengths)
+from .files import Outputs, worker_signals
+from .music.instruments import GROUP_ID, GROUPS, mask_of
+from .music.tokenizer import (ATTRIBUTES, MAX_STRENGTH, NOTE, TICKS_PER_BAR, VOCAB_SIZES,
+                              CPTokenizer, bar_densities, onset_strengths)
 
 FORMAT_VERSION = 1
 MIDI_SUFFIXES = {".mid", ".midi", ".kar"}
@@ -123,17 +123,17 @@ def prepare(midi_dir, output, workers=None, limit=None, overwrite=False, progres
         InputError: the folder is missing, holds no MIDI files, or none could be used.
     """
     midi_dir = Path(midi_dir)
-    if Path(output).exists() and not overwrite:
-        raise InputError(f"{output}: output exists (use --overwrite to replace it)")
     if not midi_dir.is_dir():
         raise InputError(f"{midi_dir}: not a folder")
+    outputs = Outputs(inputs=(midi_dir,), overwrite=overwrite)
+    outputs.add_folder(output, "dataset folder")
     files = _find_midi(midi_dir)[:limit]
     if not files:
         raise InputError(f"{midi_dir}: no MIDI files (.mid, .midi) found")
     jobs = [(str(midi_dir / rel), rel, genre) for rel, genre in files]
     workers = workers or os.cpu_count() or 1
     songs, skipped = [], []
-    with Pool(workers) as pool:
+    with Pool(workers, initializer=worker_signals) as pool:
         results = pool.imap(_encode_one, jobs, chunksize=8)
         if progress:
             from tqdm import tqdm
@@ -148,7 +148,8 @@ def prepare(midi_dir, output, workers=None, limit=None, overwrite=False, progres
                          f"(first error: {skipped[0]['reason']})")
 
     genres = sorted({g for _, g, _ in songs})
-    with atomic_dir(output, overwrite=overwrite) as tmp:
+    with outputs:
+        tmp = outputs.temp(output)
         tokens = np.concatenate([s.tokens for _, _, s in songs]).astype(np.uint8)
         np.save(tmp / "tokens.npy", tokens)
         offset = 0
@@ -218,3 +219,22 @@ class TokenDataset:
     def split_ids(self, split):
         """Row numbers of the songs in ``split`` (train / valid / test)."""
         return [i for i, r in enumerate(self.index) if r["split"] == split]
+
+    def music_stats(self):
+        """What a model trained on this dataset needs at scoring time, stored in its weights'
+        metadata (``Scorer``): the bar-density and beat-strength histograms (the video →
+        control mapping matches percentiles against them) and each instrument's pitch range,
+        the 0.5th-99.5th percentile of its notes (the sampler keeps to it)."""
+        tokens = self.tokens
+        notes = tokens[:, 0] == NOTE
+        pitch_range = {}
+        for group in GROUPS:
+            pitches = tokens[notes & (tokens[:, 4] == GROUP_ID[group]), 5].astype(np.int64) - 1
+            if pitches.size:
+                lo, hi = np.percentile(pitches, [0.5, 99.5])
+                pitch_range[group] = [int(np.floor(lo)), int(np.ceil(hi))]
+            else:   # an instrument the data never plays: the whole keyboard
+                pitch_range[group] = [0, 127]
+        return {"density_hist": self.stats["density_hist"],
+                "strength_hist": self.stats["strength_hist"], "pitch_range": pitch_range,
+                "source": f"{self.meta.get('source', self.path)}: {self.meta['n_songs']} songs"}

@@ -30,3 +30,19 @@ class Cancelled(VbgmError):
     """The caller's cancel flag was raised."""
 
     exit_code = 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP) asked the process to stop (``files.cancel_on_signals``).
+
+    A KeyboardInterrupt, so that everything that cleans up after Ctrl-C (``finally`` blocks,
+    process pools, progress bars) does the same here, and no ``except Exception`` swallows it.
+    Exit code: 128 + the signal's number, as a shell reports a process ended by it.
+    """
+
+    def __init__(self, signum):
+        import signal
+
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .files import atomic_dir
+from .files import Outputs
 from .music.tokenizer import BAR, EOS, TICKS_PER_BAR, TYPE, bar_densities, onset_strengths
 
 CONTROLS = (0.0, 0.3, 0.7, 1.0)
@@ -259,12 +259,10 @@ def run_eval(videos, output, *, model=None, data=None, genre=None, instruments=N
         InputError: no videos, a bad video, control degree or option; an existing output.
         ModelLoadError: the model cannot be loaded.
     """
-    from .api import (check_choices, clip_midi, default_genre, generate_for_rhythm,
-                      load_scoring_model, score_report)
+    from .options import ScoreOptions
+    from .scorer import Scorer, clip_midi, score_report
     from .data import TokenDataset
-    from .files import check_output
     from .music.tokenizer import CPTokenizer
-    from .video.rhythm import analyze_video
 
     report_progress = progress or (lambda stage, fraction: None)
     controls = tuple(float(c) for c in (controls or (QUICK_CONTROLS if quick else CONTROLS)))
@@ -279,20 +277,19 @@ def run_eval(videos, output, *, model=None, data=None, genre=None, instruments=N
     if reference_songs < 1:
         raise InputError(f"--reference-songs must be at least 1, got {reference_songs}")
     output = Path(output)
-    if output.exists() and not overwrite:
-        check_output(output)  # raises the usual "output exists" error
-    videos = find_videos(videos)
+    given, videos = videos, find_videos(videos)
+    outputs = Outputs(inputs=(*given, *videos, model, data), overwrite=overwrite)
+    outputs.add_folder(output, "report folder")
     dataset = TokenDataset(data) if data is not None else None
-    net, extra = load_scoring_model(model)
-    genres = list(extra["genres"])
-    genre = genre or default_genre(genres)
-    genre_id, instruments = check_choices(genre, instruments, genres)
+    scorer = Scorer.from_pretrained(model)
+    base = ScoreOptions(genre=genre, instruments=instruments)
+    genre, _, instruments = scorer.resolve(base)
     tokenizer = CPTokenizer()
     t_start = time.perf_counter()
 
     rhythms = []
     for i, video in enumerate(videos):
-        rhythms.append(analyze_video(
+        rhythms.append(scorer.analyze(
             video, progress=lambda f, i=i: report_progress("analyze", (i + f) / len(videos))))
     report_progress("analyze", 1.0)
 
@@ -323,14 +320,13 @@ def run_eval(videos, output, *, model=None, data=None, genre=None, instruments=N
         for control in controls:
             for seed in range(seeds):
                 t0 = time.perf_counter()
-                tokens, midi = generate_for_rhythm(rhythm, net, genre_id, instruments, control,
-                                                   seed)
+                tokens, midi = scorer.generate(rhythm, base.replace(control=control, seed=seed))
                 measure(name, rhythm, f"C={control:g}", control, seed, tokens, midi,
                         generate_s=round(time.perf_counter() - t0, 3))
         for seed in range(seeds):
             t0 = time.perf_counter()
-            tokens, midi = generate_for_rhythm(rhythm, net, genre_id, instruments, 0.0, seed,
-                                               timing=False)
+            tokens, midi = scorer.generate(rhythm, base.replace(control=0.0, seed=seed),
+                                           timing=False)
             measure(name, rhythm, "unconditioned", None, seed, tokens, midi,
                     generate_s=round(time.perf_counter() - t0, 3))
         if dataset is not None:
@@ -377,7 +373,8 @@ def run_eval(videos, output, *, model=None, data=None, genre=None, instruments=N
         "notes": _notes(dataset, reference_split),
         "seconds": None,
     }
-    with atomic_dir(output, overwrite=overwrite) as tmp:
+    with outputs:
+        tmp = outputs.temp(output)
         _write_outputs(tmp, report, names, rhythms, pieces, controls, seeds)
         report["seconds"] = round(time.perf_counter() - t_start, 1)
         (tmp / "report.json").write_text(json.dumps(report, indent=1))

@@ -5,13 +5,23 @@ ffmpeg is the one on PATH, else the binary imageio-ffmpeg ships; ffprobe is used
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 from .errors import InputError, RenderError
-from .files import atomic_path, check_output
+from .files import atomic_path, check_output, same_file
+
+# Containers a scored copy of a video can be written to (the extension picks it).
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
+
+
+def media_url(path):
+    """``path`` as ffmpeg/ffprobe must get it: an absolute ``file:`` URL, so that a name that
+    starts with '-' is not read as an option, nor ``concat:a.mp4|b.mp4`` as a protocol."""
+    return "file:" + os.path.abspath(path)
 
 
 def _ffmpeg():
@@ -58,7 +68,7 @@ def _probe(path):
         try:
             out = _run([ffprobe, "-v", "error", "-show_entries", "format=duration:stream=codec_type,"
                         "duration,avg_frame_rate,start_time:stream_tags=DURATION", "-of", "json",
-                        path], path)
+                        media_url(path)], path)
         except RenderError as e:  # the file, not the tool, is at fault
             raise InputError(f"{e}") from e
         data = json.loads(out)
@@ -73,8 +83,8 @@ def _probe(path):
                     info["fps"] = float(num) / float(den) if float(den or 0) else None
                     info["start"] = float(s.get("start_time") or 0.0)
     else:  # parse the banner that `ffmpeg -i` prints (it exits 1: no output file)
-        out = subprocess.run([_ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True,
-                             text=True, errors="replace").stderr
+        out = subprocess.run([_ffmpeg(), "-hide_banner", "-i", media_url(path)],
+                             capture_output=True, text=True, errors="replace").stderr
         m = re.search(r"Duration: ([\d:.]+)", out)
         info["duration"] = _seconds(m.group(1)) if m else None
         fps = re.search(r"Video:.*?([\d.]+) fps", out)
@@ -107,7 +117,7 @@ def _keyframe_at(video, t, info):
     t += info["start"]
     out = _run([ffprobe, "-v", "error", "-select_streams", "v:0", "-read_intervals",
                 f"{max(t - 2, 0):.3f}%{t + 2:.3f}", "-show_entries", "packet=pts_time,flags",
-                "-of", "csv=p=0", video], video)
+                "-of", "csv=p=0", media_url(video)], video)
     keys = [float(ln.split(",")[0]) for ln in out.splitlines() if ",K" in ln and ln[0].isdigit()]
     return any(abs(k - t) < 0.5 / info["fps"] for k in keys)
 
@@ -115,7 +125,7 @@ def _keyframe_at(video, t, info):
 def _mux_command(video, wav, out, mix, start, duration, copy, original_gain, music_gain):
     cmd = [_ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
     cmd += ["-ss", f"{start:.6f}"] if start else []
-    cmd += ["-i", video, "-i", wav]
+    cmd += ["-i", media_url(video), "-i", media_url(wav)]
     # apad + the output's -t make the audio exactly as long as the video, whatever the WAV's length.
     music = f"[1:a]volume={music_gain},apad"
     graph = (f"[0:a]volume={original_gain},apad[o];{music}[m];"
@@ -131,7 +141,7 @@ def _mux_command(video, wav, out, mix, start, duration, copy, original_gain, mus
     cmd += ["-c:a", "libopus", "-b:a", "160k"] if webm else ["-c:a", "aac", "-b:a", "192k"]
     cmd += ["-t", f"{duration:.6f}"]
     cmd += ["-movflags", "+faststart"] if out.suffix.lower() in (".mp4", ".mov", ".m4v") else []
-    return cmd + [out]
+    return cmd + [media_url(out)]
 
 
 def mux(video, wav, out_path, mode="replace", original_gain=1.0, music_gain=1.0, start_s=None,
@@ -166,7 +176,7 @@ def mux(video, wav, out_path, mode="replace", original_gain=1.0, music_gain=1.0,
             raise InputError(f"{path}: {what} file not found")
     if mode not in ("replace", "mix"):
         raise InputError(f"mux mode {mode!r}: use 'replace' or 'mix'")
-    if out_path.resolve() in (video.resolve(), wav.resolve()):
+    if same_file(out_path, video) or same_file(out_path, wav):
         raise InputError(f"{out_path}: output would overwrite an input")
     check_output(out_path, overwrite)
     info = _probe(video)

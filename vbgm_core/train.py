@@ -424,6 +424,7 @@ def _loop(dataset, out, model_cfg, cfg, payload, init_model, init, dist, stop_st
     def autocast():
         return torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16)
 
+    music_stats = dataset.music_stats()   # travels with the weights (the Scorer reads it)
     metrics = out / METRICS
     if dist.main:
         _truncate_metrics(metrics, step)
@@ -437,6 +438,7 @@ def _loop(dataset, out, model_cfg, cfg, payload, init_model, init, dist, stop_st
             "train_config": config_to_dict(cfg), "genres": list(dataset.genres),
             **({"init": init} if init else {})})
         save_model(out / WEIGHTS, model, {"genres": list(dataset.genres), "step": step,
+                                          "music_stats": music_stats,
                                           **({"init": init} if init else {})})
         if metrics.exists() and metrics.stat().st_size:
             plot_losses(metrics, out / "loss.png")

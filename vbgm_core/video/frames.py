@@ -8,6 +8,7 @@ optical flow on the caller's side (OpenCV releases the GIL in both).
 """
 
 import math
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -54,9 +55,12 @@ def analysis_size(width, height, short_side=DEFAULT_SHORT_SIDE):
 
 
 def _container_duration(path):
-    """The container's duration (``mux.media_duration``), or None when it cannot tell."""
+    """The duration of record: the video stream's (else the container's) duration as ffprobe
+    reads it (``mux.media_duration``), or None when it cannot tell. The mux cuts the scored
+    copy to it, so the music is made exactly this long (the last frame's time + a guessed frame
+    step is not: few, irregular frames make that guess long)."""
     try:
-        value = media_duration(path)
+        value = media_duration(path, "video")
     except InputError:
         return None
     return value if math.isfinite(value) and value > 0 else None
@@ -68,7 +72,8 @@ def _open(path):
         raise InputError(f"{path}: no such file")
     if not path.is_file():
         raise InputError(f"{path}: not a file")
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    # Absolute: FFmpeg behind OpenCV reads "concat:a.mp4|b.mp4" (or "http:...") as a protocol.
+    cap = cv2.VideoCapture(os.path.abspath(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         raise InputError(f"{path}: not a readable video (unknown format, unsupported codec, "
                          "or no video stream)")
@@ -161,13 +166,19 @@ def iter_frames(path, short_side=DEFAULT_SHORT_SIDE, start=None, end=None):
     worker = threading.Thread(target=_decode, args=(path, size, start or 0.0, end, out, stop),
                               daemon=True, name="vbgm-decode")
     worker.start()
+    count = 0
     try:
         while True:
             item = out.get()
             if item is None:
+                if count < 2 and (start or end is not None):  # the range, not the file
+                    until = "the end" if end is None else f"{end:g} s"
+                    raise InputError(f"{path}: the range {start or 0:g}-{until} holds {count} "
+                                     "frame(s); give a range of at least two frames")
                 return
             if isinstance(item, BaseException):
                 raise item
+            count += 1
             yield item
     finally:
         stop.set()

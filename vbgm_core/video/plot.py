@@ -2,6 +2,9 @@
 
 from ..files import atomic_path
 
+# Image formats matplotlib writes without extra packages (it picks the format by extension).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".eps", ".ps", ".tif", ".tiff")
+
 
 def plot_rhythm(rhythm, path, title=None):
     """Draw motion, per-bar density, visual beats (by strength) and cuts; save as an image.
@@ -46,8 +49,9 @@ def draw_rhythm(fig, ax_m, ax_b, rhythm):
     for s in starts:
         ax_m.axvline(s, color="0.85", lw=0.5, zorder=0)
     beats = [b for b in rhythm.visual_beats if not b.cut]
-    ax_b.stem([b.time_s for b in beats], [b.strength for b in beats], linefmt="tab:green",
-              markerfmt="o", basefmt=" ", label="visual beat (strength)")
+    if beats:  # a still picture or a very short clip has none (and stem() fails on nothing)
+        ax_b.stem([b.time_s for b in beats], [b.strength for b in beats], linefmt="tab:green",
+                  markerfmt="o", basefmt=" ", label="visual beat (strength)")
     for i, c in enumerate(rhythm.cuts):
         for ax in (ax_m, ax_b):
             ax.axvline(c, color="tab:red", lw=1.2, ls="--", label="cut" if i == 0 and ax is ax_b

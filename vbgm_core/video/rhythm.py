@@ -19,7 +19,7 @@ from . import frames as frames_mod
 from .cuts import colour_histogram, detect_cuts, frame_change
 from .flow import FlowMeter
 from .mapping import bar_densities, beat_strengths, music_stats
-from .tempo import TEMPO_RANGE, estimate_tempo
+from .tempo import TEMPO_RANGE, estimate_tempo, fit_to_duration
 
 FORMAT_VERSION = 1
 # A user tempo outside this range is refused (the music grid would be absurd).
@@ -102,6 +102,16 @@ class VideoRhythm:
         d["motion"] = [(m["t"], m["F"]) for m in d.get("motion", [])]
         return cls(**d)
 
+    def with_min_density(self, min_density):
+        """A copy whose bar densities are at least ``min_density``: calm footage asks for calm
+        music, not silence (the floor is part of the target the control error is measured on)."""
+        import dataclasses
+
+        bars = [dataclasses.replace(b, density=max(b.density, int(min_density)))
+                for b in self.bars]
+        return dataclasses.replace(self, bars=bars,
+                                   settings={**self.settings, "min_density": int(min_density)})
+
     def to_json(self, path):
         """Write the rhythm to ``path`` atomically (temp file, then rename)."""
         with atomic_path(path) as tmp:
@@ -174,8 +184,11 @@ def _measure(stream, short_side, progress, expected_s):
 
 
 def _analyze(stream, duration_s, tempo, progress, *, short_side, name, span_s=None,
-             expected_s=None, fps_meta=0.0, source=None, start_s=0.0):
+             expected_s=None, fps_meta=0.0, source=None, start_s=0.0, stats=None):
     """The one implementation behind ``analyze_video`` and ``analyze_frames``.
+
+    ``stats``: the model's music statistics (``Scorer.stats.histograms()``); None reads the
+    bundled ones.
 
     ``duration_s`` None: the duration runs to the end of the last frame, or is exactly
     ``span_s`` (a requested range) when the frames reach to within a frame of it.
@@ -210,19 +223,21 @@ def _analyze(stream, duration_s, tempo, progress, *, short_side, name, span_s=No
     cand_t = np.concatenate([times[peaks], cut_times])
     cand_s = np.concatenate([envelope[peaks], np.ones(len(cut_times))])
     if user_tempo is None:
-        tempo_bpm = estimate_tempo(cand_t, cand_s)
+        # ending on a bar line (or a beat): the last chord can ring out to the last frame
+        tempo_bpm = fit_to_duration(estimate_tempo(cand_t, cand_s), duration_s)
     else:
         tempo_bpm = user_tempo
 
     # Bars tile the duration: bar k = [k * bar_s, (k + 1) * bar_s).
     bar_s = 60.0 * BEATS_PER_BAR / tempo_bpm
-    n_bars = max(1, math.ceil(tempo_bpm * duration_s / 60.0 / BEATS_PER_BAR - 1e-9))
+    # a bar within 1e-4 of the end is the end (a MIDI file stores the tempo to the microsecond)
+    n_bars = max(1, math.ceil(tempo_bpm * duration_s / 60.0 / BEATS_PER_BAR - 1e-4))
     bar_of_frame = np.minimum((times / bar_s).astype(int), n_bars - 1)
     sums = np.bincount(bar_of_frame, weights=speed, minlength=n_bars)
     counts = np.bincount(bar_of_frame, minlength=n_bars)
     centres = (np.arange(n_bars) + 0.5) * bar_s
     bar_speed = np.where(counts > 0, sums / np.maximum(counts, 1), np.interp(centres, times, speed))
-    stats = music_stats()
+    stats = music_stats() if stats is None else stats
     density = bar_densities(bar_speed, stats)
     bars = [Bar(round(k * bar_s, 6), float(bar_speed[k]), int(density[k])) for k in range(n_bars)]
 
@@ -254,12 +269,12 @@ def _analyze(stream, duration_s, tempo, progress, *, short_side, name, span_s=No
         start_s=float(start_s),
         settings={"short_side": short_side, "analysis_size": list(size),
                   "tempo_range": list(TEMPO_RANGE),
-                  "music_stats": "assets/music_stats.json" if stats is not None
+                  "music_stats": "the model's training data" if stats is not None
                   else "default (paper thresholds, linear strength)"})
 
 
 def analyze_frames(frames, duration_s, tempo=None, progress=None, *,
-                   short_side=frames_mod.DEFAULT_SHORT_SIDE):
+                   short_side=frames_mod.DEFAULT_SHORT_SIDE, music_stats=None):
     """Analyse frames given by the caller (e.g. a MoviePy clip's ``iter_frames``).
 
     Args:
@@ -268,6 +283,7 @@ def analyze_frames(frames, duration_s, tempo=None, progress=None, *,
         tempo: BPM of the music grid, or None to choose it from the visual rhythm.
         progress: optional ``progress(fraction)``, fraction in 0..1.
         short_side: analysis resolution.
+        music_stats: the model's bar-density / beat-strength histograms (default: bundled).
 
     Returns:
         ``VideoRhythm``.
@@ -290,11 +306,11 @@ def analyze_frames(frames, duration_s, tempo=None, progress=None, *,
     if duration_s is None or not float(duration_s) > 0:
         raise InputError(f"frames: duration {duration_s} s is not positive")
     return _analyze(bgr(), float(duration_s), tempo, progress, short_side=short_side,
-                    name="frames")
+                    name="frames", stats=music_stats)
 
 
 def analyze_video(path, tempo=None, start=None, end=None, progress=None, *,
-                  short_side=frames_mod.DEFAULT_SHORT_SIDE):
+                  short_side=frames_mod.DEFAULT_SHORT_SIDE, music_stats=None):
     """Analyse a video file (or its ``[start, end)`` range). The file is only read.
 
     Args:
@@ -303,6 +319,7 @@ def analyze_video(path, tempo=None, start=None, end=None, progress=None, *,
         start, end: range in seconds; times in the result are relative to ``start``.
         progress: optional ``progress(fraction)``, fraction in 0..1.
         short_side: analysis resolution (short side, pixels).
+        music_stats: the model's bar-density / beat-strength histograms (default: bundled).
 
     Returns:
         ``VideoRhythm``.
@@ -325,5 +342,8 @@ def analyze_video(path, tempo=None, start=None, end=None, progress=None, *,
             - start
     stream = frames_mod.iter_frames(path, short_side, start, end)
     return _analyze(stream, None, tempo, progress, short_side=short_side, name=str(path),
-                    span_s=None if end is None else float(end) - start, expected_s=expected,
-                    fps_meta=info.fps_meta, source=str(path), start_s=start)
+                    # the duration of record (ffprobe's) caps the frames' own end
+                    span_s=expected if expected is not None else
+                    None if end is None else float(end) - start, expected_s=expected,
+                    fps_meta=info.fps_meta, source=str(path), start_s=start,
+                    stats=music_stats)

@@ -1,0 +1,110 @@
+"""One options object: checked once, the same in every entry point, and really reaching the
+generator (genre, control degree and temperature each change the music they should)."""
+
+import numpy as np
+import pytest
+
+from vbgm_core.cli import get_parser
+from vbgm_core.errors import InputError
+from vbgm_core.music.tokenizer import NOTE
+from vbgm_core.options import Sampling, ScoreOptions
+from vbgm_core.scorer import Scorer, model_genres
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return Scorer.from_pretrained()
+
+
+@pytest.fixture(scope="module")
+def sample_rhythm(scorer, sample_clip):
+    # 200 BPM: five bars from the 5.3 s bundled clip, enough for the control to show.
+    return scorer.analyze(sample_clip, tempo=200)
+
+
+def test_defaults_and_normalisation():
+    o = ScoreOptions()
+    assert (o.genre, o.instruments, o.control, o.tempo, o.seed) == (None, None, 0.7, None, 0)
+    o = ScoreOptions(instruments="bass, drums", tempo="auto", control="0.5", seed="-3",
+                     sampling=["pitch.temperature=0.8"])
+    assert o.instruments == ("drums", "bass")          # the groups' order, whatever was given
+    assert (o.tempo, o.control, o.seed) == (None, 0.5, -3)
+    assert o.sampling.temperature["pitch"] == 0.8
+    assert ScoreOptions(tempo="96").tempo == 96.0
+    d = o.to_dict()
+    assert d["instruments"] == ["drums", "bass"] and d["sampling"]["temperature"]["pitch"] == 0.8
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(control=1.5), "control degree 1.5 is outside"),
+    (dict(control="x"), "control degree must be a number"),
+    (dict(tempo="abc"), "tempo must be 'auto' or a number"),
+    (dict(tempo=400), "outside 30-300"),
+    (dict(instruments=""), "names no instrument"),
+    (dict(instruments="drums,kazoo"), "unknown instrument"),
+    (dict(seed=1.5), "seed must be an integer"),
+    (dict(seed="x"), "seed must be an integer"),
+    (dict(sampling=["pitch.top_p=2"]), "sampling setting"),
+])
+def test_bad_values_are_one_line_input_errors(kwargs, message):
+    with pytest.raises(InputError, match=message) as e:
+        ScoreOptions(**kwargs)
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_keyword_is_refused():
+    with pytest.raises(InputError, match="unknown option.*colour"):
+        ScoreOptions.from_kwargs(colour="red")
+    assert ScoreOptions.from_kwargs(seed=None, genre="rock") == ScoreOptions(genre="rock")
+
+
+def test_cli_flags_are_generated_from_the_options():
+    parser = get_parser()
+    for command in (["score", "v.mp4", "--midi", "m.mid"], ["batch", "v.mp4", "-o", "out"]):
+        args = parser.parse_args(command + ["--genre", "rock", "--instruments", "drums",
+                                            "--control", "0.2", "--tempo", "90", "--seed", "-7",
+                                            "--sampling", "beat.top_p=0.5"])
+        o = ScoreOptions.from_args(args)
+        assert o == ScoreOptions(genre="rock", instruments=("drums",), control=0.2, tempo=90,
+                                 seed=-7, sampling=Sampling.parse(["beat.top_p=0.5"]))
+    unset = ScoreOptions.from_args(parser.parse_args(["score", "v.mp4"]))
+    assert unset == ScoreOptions()
+
+
+def test_genres_are_read_without_loading_the_model(scorer):
+    assert model_genres() == scorer.genres and "pop" in scorer.genres
+
+
+def test_the_genre_reaches_the_generator(scorer, sample_rhythm):
+    """Same seed, free music: another genre gives other music (a pipeline that always used
+    genre 0 would give the same tokens)."""
+    runs = {g: scorer.generate(sample_rhythm, ScoreOptions(genre=g, control=0.0, seed=5))[0]
+            for g in scorer.genres}
+    distinct = {r.tobytes() for r in runs.values()}
+    assert len(distinct) == len(scorer.genres)
+
+
+def test_control_degree_between_0_and_1_lies_between(scorer, sample_rhythm):
+    """Density error of C = 0.7 is strictly between C = 1's and C = 0's (over several seeds)."""
+    def error(control):
+        errs = []
+        for seed in range(6):
+            options = ScoreOptions(genre="pop", control=control, seed=seed)
+            tokens, midi = scorer.generate(sample_rhythm, options)
+            errs.append(scorer.report(midi, sample_rhythm, tokens, options)
+                        ["control_error"]["density"])
+        return float(np.mean(errs))
+    free, some, full = error(0.0), error(0.7), error(1.0)
+    assert full < some < free, (full, some, free)
+
+
+def test_temperature_changes_the_spread_of_choices(scorer, sample_rhythm):
+    def entropy(temperature):
+        options = ScoreOptions(genre="pop", control=1.0, seed=1, sampling=[
+            f"pitch.temperature={temperature}", "pitch.top_p=1"])
+        tokens, _ = scorer.generate(sample_rhythm, options)
+        pitches = tokens[tokens[:, 0] == NOTE, 5]
+        p = np.bincount(pitches) / len(pitches)
+        p = p[p > 0]
+        return float(-(p * np.log(p)).sum())
+    assert entropy(0.2) < entropy(3.0)

@@ -1,0 +1,420 @@
+"""``Scorer``: a loaded model and everything that goes with it, scoring videos with options.
+
+    scorer = Scorer.from_pretrained()                  # the bundled model (or a path)
+    rhythm = scorer.analyze("clip.mp4")                # or analyze(frames=..., duration_s=...)
+    tokens, midi = scorer.generate(rhythm, ScoreOptions(genre="rock", seed=3))
+    audio = scorer.render(midi, rhythm)
+
+The shape of audiocraft's ``MusicGen``: the object owns the model, its genre list, instrument
+names and the data statistics the model was trained with (bar density and beat strength
+distributions for the video → control mapping, each instrument's pitch range for the sampler),
+so a user's own model from ``vbgm train`` is used with its own statistics. Models written before
+the statistics travelled with them fall back to the bundled ones.
+"""
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, ModelLoadError
+from .music.instruments import GROUPS
+from .options import ScoreOptions
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+DEFAULT_MODEL = ASSETS / "model.safetensors"
+BUNDLED_STATS = ASSETS / "music_stats.json"
+SAMPLE_RATE = 44100
+
+
+@dataclass(frozen=True)
+class MusicStats:
+    """The training music's statistics a model was made with.
+
+    Attributes:
+        density_hist: bar count per density 0..16.
+        strength_hist: beat count per strength 0..24.
+        pitch_range: instrument group → (lowest, highest) MIDI pitch the sampler allows.
+        source: where they come from (a dataset, or the bundled file).
+    """
+
+    density_hist: tuple
+    strength_hist: tuple
+    pitch_range: dict
+    source: str
+
+    @classmethod
+    def from_dict(cls, data, where):
+        try:
+            density = tuple(float(x) for x in data["density_hist"])
+            strength = tuple(float(x) for x in data["strength_hist"])
+            pitch = {g: (int(lo), int(hi)) for g, (lo, hi) in data["pitch_range"].items()}
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelLoadError(f"{where}: malformed music statistics ({e})") from None
+        if len(density) != 17 or len(strength) != 25 or sum(density[1:]) <= 0 \
+                or sum(strength[1:]) <= 0 or set(pitch) != set(GROUPS):
+            raise ModelLoadError(f"{where}: music statistics need 17 density and 25 strength "
+                                 f"counts and a pitch range for each of {', '.join(GROUPS)}")
+        return cls(density, strength, pitch, str(data.get("source", where)))
+
+    def to_dict(self):
+        return {"density_hist": list(self.density_hist), "strength_hist": list(self.strength_hist),
+                "pitch_range": {g: list(r) for g, r in self.pitch_range.items()},
+                "source": self.source}
+
+    def histograms(self):
+        """The form the video → control mapping takes (``video.mapping``)."""
+        return {"density_hist": np.asarray(self.density_hist),
+                "strength_hist": np.asarray(self.strength_hist)}
+
+
+def bundled_stats():
+    """The statistics of the bundled model's training set (for models that carry none)."""
+    try:
+        return MusicStats.from_dict(json.loads(BUNDLED_STATS.read_text()), BUNDLED_STATS)
+    except OSError as e:
+        raise ModelLoadError(f"{BUNDLED_STATS}: unreadable ({e}); reinstall vbgm") from None
+
+
+@dataclass
+class ScoreResult:
+    """What a scoring run made. Paths are None for outputs that were not asked for."""
+
+    midi: object            # miditoolkit.MidiFile
+    audio: np.ndarray | None  # float32 [n, 2]; None when not rendered
+    sample_rate: int
+    report: dict
+    rhythm: object          # VideoRhythm
+    tokens: np.ndarray      # (N, 7) compound words
+    wav_path: Path | None = None
+    midi_path: Path | None = None
+    video_path: Path | None = None
+
+
+def resolve_model_path(path=None):
+    """The model file a scorer would load (the bundled one by default); InputError if missing."""
+    model = Path(path) if path else DEFAULT_MODEL
+    if not model.is_file():
+        if path:
+            raise ModelLoadError(f"{model}: model file not found")
+        raise ModelLoadError(f"{model}: the bundled model is missing (reinstall vbgm, or pass "
+                             "--model PATH to a model made by `vbgm train`)")
+    return model
+
+
+def model_info(path=None):
+    """The ``extra`` metadata of a model file (genres, music statistics, provenance), read from
+    the safetensors header alone: `vbgm genres` and input checks answer without importing torch."""
+    path = resolve_model_path(path)
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 0 < size < 100 * 2**20:
+                raise ValueError("no safetensors header")
+            header = json.loads(f.read(size))
+        return json.loads(header["__metadata__"]["extra"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelLoadError(f"{path}: not a vbgm model file ({e})") from None
+
+
+def model_genres(path=None):
+    """Genre names a model file was trained on."""
+    genres = model_info(path).get("genres")
+    if not genres:
+        raise ModelLoadError(f"{resolve_model_path(path)}: the model names no genres")
+    return list(genres)
+
+
+class Scorer:
+    """A model ready to score videos. Make one with :meth:`from_pretrained`; reuse it."""
+
+    def __init__(self, model, extra, path):
+        if not extra.get("genres"):
+            raise ModelLoadError(f"{path}: the model names no genres")
+        self.model = model
+        self.path = Path(path)
+        self.genres = list(extra["genres"])
+        self.instruments = GROUPS
+        self.stats = (MusicStats.from_dict(extra["music_stats"], path)
+                      if "music_stats" in extra else bundled_stats())
+        self.info = extra
+
+    @classmethod
+    def from_pretrained(cls, path=None):
+        """Load a model file from ``vbgm train`` (default: the bundled model)."""
+        from .model.checkpoint import load_model
+
+        path = resolve_model_path(path)
+        model, extra = load_model(path)
+        return cls(model, extra, path)
+
+    @property
+    def default_genre(self):
+        """The genre used when none is asked for: pop where the model has it."""
+        return "pop" if "pop" in self.genres else self.genres[0]
+
+    def resolve(self, options):
+        """(genre name, genre index, instrument tuple) of ``options`` for this model."""
+        genre = options.genre or self.default_genre
+        if genre not in self.genres:
+            raise InputError(f"unknown genre {genre!r}; the model knows: {', '.join(self.genres)}")
+        return genre, self.genres.index(genre), options.instruments or GROUPS
+
+    def score(self, video, out_wav=None, out_midi=None, out_video=None, *, options=None,
+              start=None, end=None, soundfont=None, overwrite=False, rhythm=None, render=True,
+              progress=None, cancel=None, outputs=None, continue_from=None, keep_until=None):
+        """Compose and render a soundtrack for a video file, its [start, end) range, or an
+        editor's timeline (an edit list, video/edit.py). See ``api.score_video``."""
+        from . import duck
+        from .files import Outputs, check_input_file, check_soundfont
+        from .mux import VIDEO_SUFFIXES
+        from .render import find_soundfont, write_wav
+        from .video.edit import EditList, analyze_edit, is_edit_list, prepare_edit_mix
+
+        options = options or ScoreOptions()
+        if video is None and (rhythm is None or out_video is not None):
+            raise InputError("score needs a video file (or a rhythm, without out_video)")
+        video = check_input_file(video, "video") if video is not None else None
+        # Every output is checked (against the inputs, each other, its extension) before any
+        # work, and written to a temporary: all land together at the end, or none.
+        outputs = outputs or Outputs(inputs=(video, self.path, soundfont, continue_from),
+                                     overwrite=overwrite)
+        for out, what, suffixes in ((out_midi, "MIDI output", (".mid", ".midi")),
+                                    (out_wav, "WAV output", (".wav",)),
+                                    (out_video, "video output", VIDEO_SUFFIXES)):
+            if out is not None:
+                outputs.add_file(out, what, suffixes)
+        if soundfont is not None:
+            check_soundfont(soundfont)
+        if render:
+            find_soundfont(soundfont)  # no SoundFont installed: fails now, not after generation
+        if not render and (out_wav is not None or out_video is not None):
+            raise InputError("a WAV or video output needs rendering (render=True)")
+        edit = is_edit_list(video)
+        if edit and (out_video is not None or start is not None or end is not None):
+            raise InputError(f"{video}: an edit list is scored whole into a WAV/MIDI; -o (mux) "
+                             "and --start/--end need a video file")
+        prefix = None
+        if (continue_from is None) != (keep_until is None):
+            raise InputError("a re-roll needs both the previous take (--continue-from) and the "
+                             "time to keep it until (--keep-until)")
+        if continue_from is not None:
+            from .reroll import load_prefix
+
+            prefix = load_prefix(check_input_file(continue_from, "previous take"), keep_until)
+            options = prefix.continued_options(options)
+        self.resolve(options)   # an unknown genre fails before any work
+        report = progress or (lambda stage, fraction: None)
+        timings = {}
+
+        t0 = time.perf_counter()
+        if rhythm is None:
+            if edit:
+                edit = EditList.from_json(video)
+                rhythm = analyze_edit(edit, tempo=options.tempo,
+                                      progress=lambda f: report("analyze", f),
+                                      music_stats=self.stats.histograms())
+            else:
+                rhythm = self.analyze(video, tempo=options.tempo, start=start, end=end,
+                                      progress=lambda f: report("analyze", f))
+        timings["analyze_s"] = time.perf_counter() - t0
+        report("analyze", 1.0)
+        rhythm = rhythm.with_min_density(options.min_density)
+
+        t0 = time.perf_counter()
+        tokens, midi = self.generate(rhythm, options, progress=lambda f: report("generate", f),
+                                     cancel=cancel, prefix=prefix)
+        timings["generate_s"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        result = ScoreResult(midi, None, SAMPLE_RATE, {}, rhythm, tokens)
+        with outputs:  # written to temporaries; installed together (or all removed) at its end
+            if out_midi is not None:
+                midi.dump(str(outputs.temp(out_midi)))
+                result.midi_path = Path(out_midi)
+            if render:
+                result.audio = self.render(midi, rhythm, options, soundfont=soundfont)
+                report("render", 0.5)
+            if out_wav is not None:
+                write_wav(result.audio, SAMPLE_RATE, outputs.temp(out_wav))
+                result.wav_path = Path(out_wav)
+            mix = dict(mix=options.mix, music_gain_db=options.music_gain_db,
+                       depth_db=options.duck_depth_db, attack_s=options.duck_attack_s,
+                       release_s=options.duck_release_s)
+            if edit:
+                speech, curve = prepare_edit_mix(edit, **mix)
+            elif video is not None:
+                speech, curve = duck.prepare_mix(video, rhythm.start_s, None, rhythm.duration_s,
+                                                 **mix)
+            else:   # frames analysed by the caller (MoviePy): the caller mixes
+                speech, curve = None, None
+            if out_video is not None:
+                duck.mux_mixed(video, result.audio, SAMPLE_RATE, outputs.temp(out_video), curve,
+                               options.mix, options.original_gain_db, start_s=rhythm.start_s,
+                               end_s=rhythm.start_s + rhythm.duration_s)
+                result.video_path = Path(out_video)
+        timings["render_s"] = time.perf_counter() - t0
+        report("render", 1.0)
+        timings["tokens_per_s"] = len(tokens) / max(timings["generate_s"], 1e-9)
+        result.report = self.report(
+            midi, rhythm, tokens, options, audio=result.audio,
+            video=str(video) if video else None, start_s=rhythm.start_s,
+            timings={k: round(v, 3) for k, v in timings.items()},
+            **({"continued_from": {"take": str(continue_from), "kept_s": prefix.boundary_s}}
+               if prefix is not None else {}))
+        if curve is not None:
+            result.report.update(duck.report_fields(speech, curve))
+        return result
+
+    # -- the three stages ----------------------------------------------------------------------
+    def analyze(self, video=None, *, frames=None, duration_s=None, tempo=None, start=None,
+                end=None, progress=None):
+        """The video's rhythm, mapped to this model's control values.
+
+        Args:
+            video: a video file (only read); or None with ``frames``.
+            frames: iterable of ``(time_s, RGB frame)`` (e.g. an edited MoviePy clip), with
+                ``duration_s``.
+            tempo: BPM, or None to choose it from the video.
+            start, end: range of the file, seconds.
+            progress: callable(fraction).
+        """
+        from .video.rhythm import analyze_frames, analyze_video
+
+        stats = self.stats.histograms()
+        if frames is not None:
+            return analyze_frames(frames, duration_s, tempo=tempo, progress=progress,
+                                  music_stats=stats)
+        if video is None:
+            raise InputError("analyze needs a video file or frames")
+        return analyze_video(video, tempo=tempo, start=start, end=end, progress=progress,
+                             music_stats=stats)
+
+    def generate(self, rhythm, options=None, progress=None, cancel=None, timing=True,
+                 prefix=None):
+        """The music for an analysed video: (tokens, MIDI cut at the video's end and finished:
+        key and chords marked, silences bridged, the last chord ringing out, velocities).
+
+        Args:
+            rhythm: the video's ``VideoRhythm``.
+            options: ``ScoreOptions`` (default: the defaults).
+            progress: callable(fraction), once per bar.
+            cancel: callable() → True to stop (raises Cancelled).
+            timing: False withholds the beat-timing encoding (with ``control=0``: the
+                evaluation's unconditioned baseline).
+            prefix: a ``reroll.KeptPrefix``: its bars are kept as they are and the model
+                continues from them (its tempo must be the rhythm's).
+
+        """
+        import torch
+
+        from .model.cmt import set_cpu_generation_threads
+        from .music.finish import finish
+        from .music.tokenizer import CPTokenizer
+        from .sample import ControlledSampler, Targets
+
+        options = options or ScoreOptions()
+        _, genre_id, instruments = self.resolve(options)
+        seed = options.seed % 2**64   # negative seeds are valid; the generators need >= 0
+        plan = self.harmony_plan(rhythm, options)
+        threads = torch.get_num_threads()
+        set_cpu_generation_threads()
+        try:
+            sampler = ControlledSampler(self.model, genre_id, instruments, options.control,
+                                        seed, options.sampling, timing,
+                                        pitch_range=self.stats.pitch_range, harmony=plan,
+                                        min_density=options.min_density)
+            tokens = sampler.generate(Targets.from_rhythm(rhythm), progress, cancel,
+                                      prefix=None if prefix is None else prefix.tokens)
+        finally:
+            torch.set_num_threads(threads)
+        midi = clip_midi(CPTokenizer().decode(tokens, rhythm.tempo_bpm), rhythm.duration_s,
+                         rhythm.tempo_bpm)
+        midi = finish(midi, rhythm, plan, seed)
+        if prefix is not None:
+            from .reroll import splice
+
+            midi = splice(prefix, midi)
+        return tokens, midi
+
+    def harmony_plan(self, rhythm, options):
+        """The piece's key, mode and chord per bar (music/harmony.py): drawn from the genre's
+        songs and the seed unless the options fix the key or mode; the same inputs give the
+        same plan."""
+        from .music.harmony import HarmonyPlan
+
+        genre, _, _ = self.resolve(options)
+        return HarmonyPlan.for_rhythm(rhythm, genre, options.seed % 2**64, options.key,
+                                      options.mode)
+
+    def render(self, midi, rhythm, options=None, soundfont=None):
+        """The music as float32 ``[n, 2]`` at ``SAMPLE_RATE``, exactly as long as the video,
+        mastered to ``options.loudness``."""
+        from .render import render_audio
+
+        options = options or ScoreOptions()
+        return render_audio(midi, SAMPLE_RATE, soundfont=soundfont, duration_s=rhythm.duration_s,
+                            loudness_lufs=options.loudness)
+
+    def report(self, midi, rhythm, tokens, options, structure=False, audio=None, **facts):
+        """The report of a scored video: its facts and options, control error, rhythm
+        alignment, the cheap MusDr metrics (``structure=True`` adds the slow structureness
+        indicator), the harmony plan and the music's quality statistics (docs/MUSIC.md)."""
+        from .music.quality import audio_quality, midi_quality
+
+        genre, _, instruments = self.resolve(options)
+        options = options.replace(genre=genre, instruments=instruments)   # as used
+        plan = self.harmony_plan(rhythm, options)
+        quality = midi_quality(midi, rhythm.duration_s, (plan.tonic, plan.mode))
+        if audio is not None:
+            quality.update(audio_quality(audio, SAMPLE_RATE))
+        return score_report(midi, rhythm, tokens, structure=structure, **facts, genre=genre,
+                            instruments=list(instruments), control=options.control,
+                            seed=options.seed, options=options.to_dict(), model=str(self.path),
+                            harmony=plan.to_dict(),
+                            quality=_json_numbers(quality))
+
+
+def _json_numbers(values):
+    """numpy scalars → Python numbers, NaN → None (JSON has no NaN)."""
+    out = {}
+    for k, v in values.items():
+        if isinstance(v, (np.floating, float)):
+            v = None if v != v else round(float(v), 6)
+        elif isinstance(v, np.integer):
+            v = int(v)
+        out[k] = v
+    return out
+
+
+def clip_midi(midi, duration_s, tempo_bpm):
+    """Cut the music at the video's end: the last bar may run past it (bars tile by ceil)."""
+    limit = int(duration_s * tempo_bpm / 60 * midi.ticks_per_beat)  # floor: never past the end
+    for inst in midi.instruments:
+        inst.notes = [n for n in inst.notes if n.start < limit]
+        for n in inst.notes:
+            n.end = min(n.end, limit)
+    midi.max_tick = min(midi.max_tick, limit)
+    return midi
+
+
+def score_report(midi, rhythm, tokens, structure=False, **facts):
+    """Facts, control error, rhythm alignment and MusDr metrics of a generated piece."""
+    from . import metrics
+
+    beats = [(b.tick, b.strength) for b in rhythm.visual_beats]
+    # A last bar cut short by the video's end is left out of the density error: most of its
+    # notes were never played. (Clips shorter than one bar keep their one bar.)
+    full_bars = max(1, int(rhythm.duration_s * rhythm.tempo_bpm / 240 + 1e-6))
+    densities = [b.density for b in rhythm.bars[:full_bars]]
+    m = metrics.evaluate(midi, densities, beats, rhythm.cuts, rhythm.duration_s, rhythm.tempo_bpm,
+                         structure)
+    clean = {k: (None if v != v else round(float(v), 6)) for k, v in m.items()}  # nan → null
+    return {
+        "duration_s": rhythm.duration_s, "tempo_bpm": rhythm.tempo_bpm, "n_bars": rhythm.n_bars,
+        **facts, "n_tokens": int(len(tokens)),
+        "control_error": {k: clean[f"{k}_error"] for k in ("density", "strength", "time")},
+        "metrics": clean,
+    }
