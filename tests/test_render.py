@@ -91,8 +91,35 @@ def test_render_exact_length_stereo_not_silent(mix):
 
 def test_render_fades_reach_zero(mix):
     assert np.abs(mix[0]).max() < 1e-6 and np.abs(mix[-1]).max() < 1e-6
-    # the fade-out (1 s) is shaped: its last 50 ms are much quieter than the music before it
-    assert np.abs(mix[-SR // 20:]).max() < 0.2 * np.abs(mix[-2 * SR:-SR]).max()
+    # the default fade-out is a 0.1 s declick: the music still plays in the last half second
+    assert np.sqrt(np.mean(mix[-SR // 2:-SR // 10] ** 2)) > 0.02
+    faded = render.render_audio(_song(), sample_rate=SR, duration_s=6.0, fade_out_s=1.0)
+    # a 1 s fade-out is shaped: its last 50 ms are much quieter than the music before it
+    assert np.abs(faded[-SR // 20:]).max() < 0.2 * np.abs(faded[-2 * SR:-SR]).max()
+
+
+def test_render_masters_to_the_loudness_target(mix):
+    from vbgm_core.music.quality import audio_quality
+
+    q = audio_quality(mix, SR)
+    assert abs(q["loudness_lufs"] - -14.0) <= 1.0
+    assert q["true_peak_dbtp"] <= -1.0 and q["clipped_samples"] == 0
+    broadcast = render.render_audio(_song(), sample_rate=SR, duration_s=6.0, loudness_lufs=-23)
+    assert abs(audio_quality(broadcast, SR)["loudness_lufs"] - -23.0) <= 1.0
+    peak_only = render.render_audio(_song(), sample_rate=SR, duration_s=6.0, loudness_lufs=None)
+    assert abs(np.abs(peak_only).max() - render.PEAK) < 1e-6  # the old peak normalisation
+
+
+def test_better_soundfont_preferred_over_the_fallback(tmp_path, monkeypatch):
+    for name in ("TimGM6mb.sf2", "FluidR3_GM.sf2", "aaa.sf2"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sf3").mkdir()
+    (tmp_path / "sf3" / "MuseScore_General.sf3").write_bytes(b"x")
+    monkeypatch.delenv("VBGM_SOUNDFONT", raising=False)
+    monkeypatch.setattr(render, "_soundfont_dirs", lambda: [tmp_path, tmp_path / "sf3"])
+    assert render.find_soundfont().name == "MuseScore_General.sf3"
+    (tmp_path / "sf3" / "MuseScore_General.sf3").unlink()
+    assert render.find_soundfont().name == "FluidR3_GM.sf2"
 
 
 def test_render_deterministic(mix):

@@ -18,7 +18,8 @@ from vbgm_core.model.config import load_config
 from vbgm_core.music.instruments import GROUP_ID
 from vbgm_core.music.tokenizer import (BAR, EOS, NOTE, CPTokenizer, bar_densities,
                                        onset_strengths, tokens_errors)
-from vbgm_core.sample import PITCH_RANGE, ControlledSampler, Sampling, Targets
+from vbgm_core.music.harmony import SCALES, HarmonyPlan
+from vbgm_core.sample import MIN_DENSITY, PITCH_RANGE, ControlledSampler, Sampling, Targets
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_every_generation_is_valid_and_exactly_long(model, targets, control, ins
         got = {int(t): int(s) for t, s in onset_strengths(tokens)}
         assert all(got.get(t) == s for t, s in want.items())
         per_bar = [sum(1 for t in want if t // 16 == b) for b in range(targets.n_bars)]
-        assert bar_densities(tokens).tolist() == [max(d, k) for d, k in
+        assert bar_densities(tokens).tolist() == [max(d, k, MIN_DENSITY) for d, k in
                                                   zip(targets.densities, per_bar)]
     CPTokenizer().decode(tokens)
 
@@ -115,3 +116,48 @@ def test_lower_temperature_narrows_the_choices(model):
 
 def distinct_pitches(tokens):
     return len(set(tokens[tokens[:, 0] == NOTE, 5].tolist()))
+
+
+def _out_of_key(tokens, plan):
+    notes = tokens[(tokens[:, 0] == NOTE) & (tokens[:, 4] != GROUP_ID["drums"])]
+    scale = {(plan.tonic + pc) % 12 for pc in SCALES[plan.mode]}
+    return np.mean([(p - 1) % 12 not in scale for p in notes[:, 5]])
+
+
+def test_harmony_prior_keeps_to_the_key_without_a_mask(model):
+    # an untrained model spreads pitches evenly: the prior alone pulls them into the key
+    targets = Targets(4, [12] * 4, {})
+    plan = HarmonyPlan.choose("pop", 4, seed=0, key="D", mode="minor")
+    free = ControlledSampler(model, 0, ["piano", "strings"], 1.0, 0, harmony=None).generate(targets)
+    ruled = ControlledSampler(model, 0, ["piano", "strings"], 1.0, 0, harmony=plan)
+    tokens = ruled.generate(targets)
+    assert ruled.plan is plan and tokens_errors(tokens) == []
+    free_share = _out_of_key(free, plan)
+    assert free_share > 0.3  # 5 of 12 pitch classes are outside
+    # down-weighted, not forbidden (the rising-pitch order of a chord's notes, which this
+    # random model fills with many notes, still forces some out-of-key ones)
+    assert 0 < _out_of_key(tokens, plan) < 0.6 * free_share
+
+
+def test_auto_plan_and_density_floor(model):
+    targets = Targets(3, [0, 0, 1], {})
+    sampler = ControlledSampler(model, 0, ["piano"], 1.0, 5)
+    tokens = sampler.generate(targets)
+    assert isinstance(sampler.plan, HarmonyPlan) and sampler.plan.n_bars == 3
+    assert bar_densities(tokens).tolist() == [MIN_DENSITY] * 3  # calm is not silence
+    sparse = ControlledSampler(model, 0, ["piano"], 1.0, 5, harmony=None, min_density=0)
+    assert bar_densities(sparse.generate(targets)).tolist() == [0, 0, 1]  # asked for sparseness
+    assert sparse.plan is None
+    with pytest.raises(InputError, match="min_density"):
+        ControlledSampler(model, 0, ["piano"], min_density=17)
+    with pytest.raises(InputError, match="harmony"):
+        ControlledSampler(model, 0, ["piano"], harmony="C major")
+
+
+def test_calm_bars_hold_their_notes(model):
+    # density 3 (calm) vs 16 (busy), same seed: held durations are favoured in the calm bars
+    def mean_duration(density):
+        tokens = ControlledSampler(model, 0, ["piano"], 1.0, 2, harmony=None).generate(
+            Targets(4, [density] * 4, {}))
+        return tokens[tokens[:, 0] == NOTE, 6].mean()
+    assert mean_duration(3) > mean_duration(16) + 2

@@ -17,20 +17,24 @@ import numpy as np
 
 from .errors import InputError, RenderError
 from .files import atomic_dir, atomic_path, check_output
+from .master import LOUDNESS_LUFS, master
 
 PEAK = 0.98  # normalised peak: never clips
 MAX_BOOST = 4.0  # quiet music is raised at most this much (+12 dB) towards PEAK
 TAIL_S = 2.0  # release + reverb tail kept after the last note when no duration is asked
 DRUM_CHANNEL = 9
-PREFERRED_SOUNDFONTS = ("default-GM.sf2", "FluidR3_GM.sf2", "FluidR3_GM.sf3", "TimGM6mb.sf2",
-                        "GeneralUser GS.sf2")
+# Best first: the 38 MB MuseScore General and the 141 MB FluidR3 GM (scripts/setup.sh installs
+# one) sound far better than TimGM6mb (6 MB), which stays the fallback pretty_midi ships.
+PREFERRED_SOUNDFONTS = ("MuseScore_General.sf3", "MuseScore_General.sf2", "FluidR3_GM.sf2",
+                        "FluidR3_GM.sf3", "GeneralUser GS.sf2", "default-GM.sf2", "TimGM6mb.sf2")
 _INSTALL_SYNTH = ("the FluidSynth library is missing: install it (Debian/Ubuntu: "
                   "apt-get install libfluidsynth3; macOS: brew install fluid-synth; then "
                   "pip install pyfluidsynth), or write MIDI only with --midi")
 
 
 def _soundfont_dirs():
-    dirs = [Path("/usr/share/sounds/sf2"), Path("/usr/share/soundfonts"),
+    dirs = [Path("/usr/share/sounds/sf3"), Path("/usr/share/sounds/sf2"),
+            Path("/usr/share/soundfonts"),
             Path("/usr/local/share/soundfonts")]
     brew = os.environ.get("HOMEBREW_PREFIX")
     dirs += [Path(brew) / "share/soundfonts"] if brew else []
@@ -44,8 +48,9 @@ def _soundfont_dirs():
 def find_soundfont(path=None):
     """Locate a General MIDI SoundFont.
 
-    Order: ``path``, ``$VBGM_SOUNDFONT``, the usual system folders (preferring the GM fonts
-    in ``PREFERRED_SOUNDFONTS``), then the TimGM6mb.sf2 that pretty_midi ships, if installed.
+    Order: ``path``, ``$VBGM_SOUNDFONT``, the GM fonts of ``PREFERRED_SOUNDFONTS`` in that
+    order wherever they are (system folders, the TimGM6mb.sf2 that pretty_midi ships), then any
+    other .sf2/.sf3 in those folders.
 
     Args:
         path: explicit .sf2/.sf3 file, or None to search.
@@ -61,11 +66,13 @@ def find_soundfont(path=None):
             if not Path(given).is_file():
                 raise RenderError(f"{given}: {origin} file not found")
             return Path(given)
-    for folder in _soundfont_dirs():
-        if not folder.is_dir():
-            continue
-        found = [folder / n for n in PREFERRED_SOUNDFONTS if (folder / n).is_file()]
-        found += sorted(p for p in folder.iterdir() if p.suffix.lower() in (".sf2", ".sf3"))
+    folders = [f for f in _soundfont_dirs() if f.is_dir()]
+    for name in PREFERRED_SOUNDFONTS:
+        for folder in folders:
+            if (folder / name).is_file():
+                return folder / name
+    for folder in folders:
+        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".sf2", ".sf3"))
         if found:
             return found[0]
     raise RenderError("no General MIDI SoundFont found: install one (Debian/Ubuntu: apt-get install "
@@ -193,7 +200,7 @@ def _normaliser(peak):
 
 
 def render_audio(midi, sample_rate=44100, soundfont=None, duration_s=None, fade_in_s=0.05,
-                 fade_out_s=1.0, gain=1.0):
+                 fade_out_s=0.1, gain=1.0, loudness_lufs=LOUDNESS_LUFS):
     """Synthesize a MIDI file offline.
 
     Args:
@@ -203,9 +210,13 @@ def render_audio(midi, sample_rate=44100, soundfont=None, duration_s=None, fade_
         duration_s: exact length in seconds (trimmed, or padded with silence); None = until
             the last note ends plus a ``TAIL_S`` release tail.
         fade_in_s: fade-in length in seconds (prologue).
-        fade_out_s: fade-out length in seconds, ending on the last sample (epilogue).
+        fade_out_s: fade-out length in seconds, ending on the last sample (epilogue); short by
+            default, a declick: the music's last chord rings out to the end
+            (music/articulation.py), it is not faded over.
         gain: extra factor after normalisation (peak-normalised to 0.98, boosted at most x4);
             the result is still clipped at 0.98 whatever the gain.
+        loudness_lufs: master the mix (``master.master``: reverb, compression, BS.1770
+            loudness to this target, true peak <= -1 dBTP); None = peak normalisation only.
 
     Returns:
         float32 array [n, 2] in [-0.98, 0.98], n = round(duration_s * sample_rate) when given.
@@ -218,6 +229,8 @@ def render_audio(midi, sample_rate=44100, soundfont=None, duration_s=None, fade_
     audio = _synthesize(midi, midi.instruments, n, sample_rate, find_soundfont(soundfont))
     audio *= _normaliser(float(np.abs(audio).max(initial=0.0))) * gain
     np.clip(audio, -PEAK, PEAK, out=audio)
+    if loudness_lufs is not None:
+        audio = master(audio, sample_rate, loudness_lufs)
     return _fade(audio, sample_rate, fade_in_s, fade_out_s)
 
 
@@ -234,7 +247,7 @@ def _stem_names(instruments):
 
 
 def render_stems(midi, out_dir, sample_rate=44100, soundfont=None, duration_s=None,
-                 fade_in_s=0.05, fade_out_s=1.0, overwrite=False):
+                 fade_in_s=0.05, fade_out_s=0.1, overwrite=False):
     """Write one WAV per instrument track into a new folder, all the same length.
 
     All stems share one gain (the one that normalises their sum), so they add up to the mix.

@@ -11,6 +11,13 @@ The video's controls, each applied with probability C (the control degree):
 - a bar's density is replaced by the video's density for that bar;
 - a visual beat (or cut) becomes a beat token at its tick with the video's strength: the
   sampled tick may not pass it, and a beat sampled at or after it is moved onto it.
+
+What makes it sound like music rather than the model's raw choices (issue 15, docs/MUSIC.md):
+- a harmony plan (music/harmony.py: key, mode, a chord per bar) adds a soft prior to the pitch
+  logits, so notes keep to the key and chords without a hard mask;
+- calm is not silence: no bar is thinner than ``min_density`` onsets (a still picture maps every
+  bar to the lowest densities, which thinned the music to single hits with multi-second gaps),
+  and in calm bars pitched notes lean towards long, held durations.
 """
 
 from dataclasses import dataclass, field
@@ -19,9 +26,11 @@ import numpy as np
 import torch
 
 from .errors import Cancelled, InputError
+from .options import Sampling
+from .music.harmony import HarmonyPlan
 from .music.instruments import GROUP_ID, GROUPS
 from .music.tokenizer import (BAR, BEAT_T, EOS, MAX_STRENGTH, NOTE, TICKS_PER_BAR, TICKS_PER_BEAT,
-                              TIMING_BINS)
+                              TIMING_BINS, token_positions)
 
 # Pitch range of each group, inclusive: the 0.5th-99.5th percentiles of the midi_genre training
 # notes (drums: GM percussion keys). A weak model's stray pitches (a bass at 115) are masked out.
@@ -33,60 +42,15 @@ PITCH_RANGE = {"drums": (35, 82), "piano": (33, 93), "guitar": (38, 79), "bass":
 # contrastive decoding, use 0.1).
 PLAUSIBLE = 0.1
 
-
-@dataclass
-class Sampling:
-    """Per-attribute temperature and nucleus (top-p). Defaults follow the authors' settings
-    (METHOD.md §6: beat/density temperature 1.2, top-p 0.9 elsewhere), except duration, for
-    which their temperature 2 gave scattered lengths here; 1.0 is used.
-
-    ``genre_guidance`` w steers towards the genre: every attribute's logits become
-    l(genre) + w * (l(genre) - mean of l(other genres)), the model run once per genre in a
-    batch (0 = off, one run). It amplifies what the model learned distinguishes the genres."""
-
-    temperature: dict = field(default_factory=lambda: {
-        "beat": 1.2, "density": 1.2, "strength": 1.0, "instrument": 1.0, "pitch": 1.0,
-        "duration": 1.0})
-    top_p: dict = field(default_factory=lambda: {
-        "beat": 0.9, "density": 0.9, "strength": 0.9, "instrument": 0.9, "pitch": 0.9,
-        "duration": 0.9})
-    genre_guidance: float = 0.0
-
-    @classmethod
-    def parse(cls, overrides):
-        """Defaults changed by ``ATTRIBUTE.temperature=T`` / ``ATTRIBUTE.top_p=P`` /
-        ``genre.guidance=W`` strings.
-
-        Raises:
-            InputError: an unknown attribute or setting, or a value out of range.
-        """
-        sampling = cls()
-        limits = {"temperature": (sampling.temperature, 10.0), "top_p": (sampling.top_p, 1.0)}
-        for item in overrides or ():
-            key, _, value = item.partition("=")
-            attr, _, setting = key.strip().partition(".")
-            if (attr, setting) == ("genre", "guidance"):
-                sampling.genre_guidance = _setting_value(item, value, "guidance", 10.0, zero_ok=True)
-                continue
-            if setting not in limits or attr not in sampling.top_p:
-                raise InputError(f"sampling setting {item!r}: use ATTRIBUTE.temperature=T or "
-                                 f"ATTRIBUTE.top_p=P (ATTRIBUTE one of {', '.join(sampling.top_p)}) or "
-                                 f"genre.guidance=W")
-            table, high = limits[setting]
-            table[attr] = _setting_value(item, value, setting, high)
-        return sampling
-
-
-def _setting_value(item, value, name, high, zero_ok=False):
-    """``value`` as a number in (0, high], or [0, high] if ``zero_ok``; else an InputError."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not (0 <= number if zero_ok else 0 < number) or number > high:
-        raise InputError(f"sampling setting {item!r}: {name} must be in "
-                         f"{'[' if zero_ok else '('}0, {high:g}]")
-    return number
+# Calm is not silence. No bar has fewer onsets than this unless the caller asks for sparseness
+# (min_density=0): a still clip maps every bar to the lowest densities, single hits with
+# multi-second gaps (docs/MUSIC.md has the measured choice).
+MIN_DENSITY = 3
+# Bars at or below this density are calm: their pitched notes get up to CALM_HOLD logits on
+# durations of at least HOLD_TICKS (half a bar), sustained pads and held bass.
+CALM_DENSITY = 6
+CALM_HOLD = 2.0
+HOLD_TICKS = 8
 
 
 @dataclass
@@ -102,6 +66,7 @@ class Targets:
     n_bars: int
     densities: list | None = None
     beats: dict = field(default_factory=dict)
+    cuts: list = field(default_factory=list)  # ticks of the cuts (the harmony plan's changes)
 
     @classmethod
     def from_rhythm(cls, rhythm):
@@ -109,7 +74,8 @@ class Targets:
         limit = rhythm.n_bars * TICKS_PER_BAR
         beats = {b.tick: min(max(b.strength, 1), MAX_STRENGTH)
                  for b in rhythm.visual_beats if 0 <= b.tick < limit}
-        return cls(rhythm.n_bars, [b.density for b in rhythm.bars], beats)
+        cuts = sorted(b.tick for b in rhythm.visual_beats if b.cut and 0 <= b.tick < limit)
+        return cls(rhythm.n_bars, [b.density for b in rhythm.bars], beats, cuts)
 
 
 def _choose(logits, allowed, temperature, top_p, rng):
@@ -139,9 +105,17 @@ class ControlledSampler:
         sampling: a :class:`Sampling`.
         timing: give the model the beat-timing encoding (the "unconditioned" baseline of the
             evaluation turns it off).
+        pitch_range: instrument group → (lowest, highest) MIDI pitch allowed; default: the
+            bundled model's training data (PITCH_RANGE).
+        harmony: a :class:`HarmonyPlan` for the piece; ``"auto"`` draws one at ``generate``
+            from all genres' statistics and the seed; None turns the pitch prior off.
+        min_density: fewest onsets in any bar (0 = as sparse as the video and model say).
+
+    After ``generate``, ``plan`` is the HarmonyPlan used (None without one).
     """
 
-    def __init__(self, model, genre, instruments, control=0.7, seed=0, sampling=None, timing=True):
+    def __init__(self, model, genre, instruments, control=0.7, seed=0, sampling=None, timing=True,
+                 pitch_range=None, harmony="auto", min_density=MIN_DENSITY):
         if not 0.0 <= control <= 1.0:
             raise InputError(f"control degree {control} is outside [0, 1]")
         unknown = [i for i in instruments if i not in GROUPS]
@@ -152,8 +126,17 @@ class ControlledSampler:
         self.group_ids = sorted(GROUP_ID[i] for i in instruments)
         self.control = control
         self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        if not (harmony is None or harmony == "auto" or isinstance(harmony, HarmonyPlan)):
+            raise InputError(f"harmony must be a HarmonyPlan, 'auto' or None, not {harmony!r}")
+        self.harmony = harmony
+        self.plan = None
+        if not 0 <= min_density <= TICKS_PER_BAR:
+            raise InputError(f"min_density {min_density} is outside 0..{TICKS_PER_BAR}")
+        self.min_density = int(min_density)
         self.sampling = sampling or Sampling()
         self.timing = timing
+        self.pitch_range = pitch_range or PITCH_RANGE   # the model's own data, where it has it
         # Batch row 0 runs the chosen genre; with guidance, rows 1.. run the other genres.
         n_genres = model.cfg.n_genres
         self.genres = [genre] + ([g for g in range(n_genres) if g != genre]
@@ -166,8 +149,10 @@ class ControlledSampler:
         out = self.model.attribute_logits(h, torch.full(h.shape[:1], kind, dtype=torch.long))
         return {k: v.double().numpy() for k, v in out.items()}
 
-    def _pick(self, logits, name, allowed):
-        rows = logits[name]
+    def _pick(self, logits, name, allowed, bias=None):
+        """Sample attribute ``name`` among ``allowed``; ``bias`` (a prior, in logits) is added
+        to every genre's row before guidance and truncation."""
+        rows = logits[name] if bias is None else logits[name] + bias
         z = rows[0]
         if len(rows) > 1:
             # Guidance only among the choices the genre's own prediction finds plausible
@@ -179,19 +164,25 @@ class ControlledSampler:
         return _choose(z, allowed, self.sampling.temperature[name], self.sampling.top_p[name],
                        self.rng)
 
-    def generate(self, targets, progress=None, cancel=None):
+    def generate(self, targets, progress=None, cancel=None, prefix=None):
         """Sample the piece.
 
         Args:
             targets: :class:`Targets` (n_bars is always honoured; densities/beats with prob C).
             progress: optional callable(fraction) called once per bar.
             cancel: optional callable() → True to stop (raises Cancelled).
+            prefix: tokens of the piece's first bars, kept as they are (a re-roll, reroll.py):
+                the model runs through them, and sampling continues from the state they
+                leave.
 
         Returns:
             (N, 7) int64 tokens ending with EOS, valid under ``tokens_errors``.
         """
         model, rng = self.model, self.rng
         n_beats = 4 * targets.n_bars
+        self.plan = self.harmony
+        if self.harmony == "auto":
+            self.plan = HarmonyPlan.choose(None, targets.n_bars, targets.cuts, self.seed)
         batch = len(self.genres)
         mask = [1.0 if GROUP_ID[g] in self.group_ids else 0.0 for g in GROUPS]
         state = model.start(torch.tensor(self.genres), torch.tensor([mask] * batch))
@@ -203,7 +194,12 @@ class ControlledSampler:
             model.step(state, torch.tensor([row] * batch), torch.tensor([beat_index] * batch),
                        torch.tensor([timing] * batch))
 
-        for bar in range(targets.n_bars):
+        first = 0
+        if prefix is not None:
+            for row, beat_index in zip(prefix.tolist(), token_positions(prefix)[0].tolist()):
+                emit(row, beat_index)
+            first = int((prefix[:, 0] == BAR).sum())
+        for bar in range(first, targets.n_bars):
             if cancel is not None and cancel():
                 raise Cancelled("generation cancelled")
             # Visual beats of this bar that the control keeps (each with probability C).
@@ -216,7 +212,8 @@ class ControlledSampler:
             density = self._pick(logits, "density", allowed) - 1
             if targets.densities is not None and rng.random() < self.control:
                 density = targets.densities[bar]
-            density = min(max(density, len(forced)), TICKS_PER_BAR)
+            density = min(max(density, len(forced), self.min_density), TICKS_PER_BAR)
+            calm = max(0.0, (CALM_DENSITY - density) / CALM_DENSITY)
             emit([BAR, 0, density + 1, 0, 0, 0, 0], bar * 4)
 
             last = -1
@@ -241,14 +238,15 @@ class ControlledSampler:
                 last = tick
                 beat_index = (bar * TICKS_PER_BAR + tick) // TICKS_PER_BEAT
                 emit([BEAT_T, tick + 1, left + 1, strength, 0, 0, 0], beat_index)
-                self._notes(state, strength, beat_index, emit)
+                self._notes(state, strength, beat_index, emit, bar * TICKS_PER_BAR + tick, calm)
             if progress is not None:
                 progress((bar + 1) / targets.n_bars)
         tokens.append([EOS, 0, 0, 0, 0, 0, 0])
         return np.array(tokens, dtype=np.int64)
 
-    def _notes(self, state, strength, beat_index, emit):
-        """Emit ``strength`` notes in strictly increasing (instrument, pitch) order."""
+    def _notes(self, state, strength, beat_index, emit, tick, calm):
+        """Emit ``strength`` notes in strictly increasing (instrument, pitch) order, at absolute
+        16th ``tick``, in a bar whose calm (0..1) favours held notes."""
         last_inst, last_pitch = 0, -1
         for left in range(strength, 0, -1):
             logits = self._logits(state, NOTE)
@@ -264,20 +262,24 @@ class ControlledSampler:
             keep_free = left - 1 - later[inst]  # top pitches kept for this instrument's next notes
             if keep_free > 0:
                 mask[np.flatnonzero(mask)[-keep_free:]] = False
-            pitch = self._pick(logits, "pitch", np.concatenate([[False], mask])) - 1
+            prior = None
+            if self.plan is not None:
+                prior = np.concatenate([[0.0], self.plan.pitch_prior(GROUPS[inst - 1], tick)])
+            pitch = self._pick(logits, "pitch", np.concatenate([[False], mask]), prior) - 1
             if inst == GROUP_ID["drums"]:
                 duration = 1
             else:
-                allowed = np.ones(logits["duration"].shape[-1], bool)
+                n_durations = logits["duration"].shape[-1]
+                allowed = np.ones(n_durations, bool)
                 allowed[0] = False
-                duration = self._pick(logits, "duration", allowed)
+                hold = np.where(np.arange(n_durations) >= HOLD_TICKS, CALM_HOLD * calm, 0.0)
+                duration = self._pick(logits, "duration", allowed, hold if calm > 0 else None)
             emit([NOTE, 0, 0, 0, inst, pitch + 1, duration], beat_index)
             last_inst, last_pitch = inst, pitch
 
-    @staticmethod
-    def _pitch_mask(group_id, above):
+    def _pitch_mask(self, group_id, above):
         """Pitches (0..127) allowed for a group, strictly above ``above``."""
         mask = np.zeros(128, bool)
-        lo, hi = PITCH_RANGE[GROUPS[group_id - 1]]
+        lo, hi = self.pitch_range[GROUPS[group_id - 1]]
         mask[max(lo, above + 1):hi + 1] = True
         return mask

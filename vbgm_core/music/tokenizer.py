@@ -84,11 +84,13 @@ class CPTokenizer:
     attributes = ATTRIBUTES
     vocab_sizes = VOCAB_SIZES
 
-    def encode(self, midi):
+    def encode(self, midi, keep_leading_silence=False):
         """Tokenize a MIDI file (path or miditoolkit.MidiFile).
 
         Quantizes onsets and durations to 16th notes whatever the file's ticks-per-beat,
-        folds GM programs into the five groups (instruments.py), drops the leading silence.
+        folds GM programs into the five groups (instruments.py), drops the leading silence
+        (empty bars before the first note), unless ``keep_leading_silence``: a re-roll
+        continues a piece of our own, whose bars must stay where the video put them.
 
         Raises:
             InputError: unreadable file, no notes, a meter other than 4/4 (1/4, 2/4), too long.
@@ -115,7 +117,7 @@ class CPTokenizer:
                 notes[key] = max(dur, notes.get(key, 0))
         if not notes:
             raise InputError(f"{name}: no notes in the five instrument groups")
-        first_bar = min(t for t, _, _ in notes) // TICKS_PER_BAR
+        first_bar = 0 if keep_leading_silence else min(t for t, _, _ in notes) // TICKS_PER_BAR
         origin = first_bar * TICKS_PER_BAR
         n_bars = max(t for t, _, _ in notes) // TICKS_PER_BAR - first_bar + 1
         if n_bars > MAX_BARS:

@@ -36,3 +36,20 @@ def estimate_tempo(times, saliency):
         return DEFAULT_TEMPO
     candidates = np.arange(TEMPO_RANGE[0], TEMPO_RANGE[1] + _STEP / 2, _STEP)
     return float(candidates[int(np.argmax(tempo_scores(times, saliency, candidates)))])
+
+
+# The music should end with the video, on a bar line: the detected tempo may move this much
+# (a few percent is inaudible as a tempo change, and the visual beats still land within a tick
+# over a typical clip).
+END_TOLERANCE = 0.04
+
+
+def fit_to_duration(tempo_bpm, duration_s, tolerance=END_TOLERANCE):
+    """The tempo nearest ``tempo_bpm`` (within ``tolerance``, relative) at which ``duration_s``
+    holds a whole number of bars, else a whole number of beats; else ``tempo_bpm`` itself."""
+    for beats in (4, 1):  # a bar, then a beat
+        units = max(1, round(tempo_bpm * duration_s / 60.0 / beats))
+        fitted = units * beats * 60.0 / duration_s
+        if abs(fitted / tempo_bpm - 1.0) <= tolerance:
+            return fitted
+    return tempo_bpm
