@@ -17,6 +17,7 @@ from pathlib import Path
 from moviepy import VideoFileClip, concatenate_videoclips, vfx
 
 from vbgm_core.errors import InputError, VbgmError
+from vbgm_core.options import ScoreOptions
 from vbgm_core.files import atomic_path, check_output
 from vbgm_moviepy import CMTSoundtrack
 
@@ -29,10 +30,7 @@ def get_parser():
     p.add_argument("--cut-length", type=float, default=2.0, help="seconds per piece")
     p.add_argument("--fade", type=float, default=0.4, help="crossfade seconds between pieces")
     p.add_argument("--height", type=int, default=360, help="output height in pixels")
-    p.add_argument("--genre", default="pop")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--original-audio", type=float, default=0.0,
-                   help="gain of the clips' own audio under the music (0: music only)")
+    ScoreOptions.add_arguments(p)   # every music and mix option of `vbgm score`
     p.add_argument("--model", help="model file (default: the bundled model)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return p
@@ -75,9 +73,8 @@ def main(argv=None):
             if not path.is_file():
                 raise InputError(f"{path}: no such video file")
         video = edit(args.videos, args.cuts, args.cut_length, args.fade, args.height, opened)
-        scored = video.with_effects([CMTSoundtrack(
-            genre=args.genre, seed=args.seed, original_audio=args.original_audio,
-            model=args.model)])
+        scored = video.with_effects([CMTSoundtrack(options=ScoreOptions.from_args(args),
+                                                   model=args.model)])
         info = scored.cmt_info
         origin = "from the cache" if info.cache_hit else "generated"
         print(f"{video.duration:.2f} s edit, {info.rhythm.tempo_bpm:.0f} BPM, "

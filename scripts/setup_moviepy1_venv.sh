@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv-moviepy1/ (git-ignored) with MoviePy 1.0.3, for tests/test_moviepy1.py (the
 # `clip.fx(cmt_soundtrack, ...)` idiom). MoviePy 1 and 2 cannot share the main .venv.
-# vbgm's own dependencies are installed by name and vbgm itself with --no-deps, so pip resolves
-# nothing twice. Idempotent: does nothing when the venv already has MoviePy 1.0.3 and vbgm.
+# vbgm's dependencies come from pyproject.toml (one list); MoviePy 1 is pinned beside them.
+# Idempotent: does nothing when the venv already has MoviePy 1.0.3 and vbgm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MOVIEPY_VERSION=1.0.3
@@ -11,7 +11,9 @@ VENV=.venv-moviepy1
 
 if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - "$MOVIEPY_VERSION" <<'PY' 2>/dev/null
 import sys, importlib.metadata as m
-sys.exit(m.version("moviepy") != sys.argv[1] or not m.version("vbgm") or not m.version("pytest"))
+sys.exit(m.version("moviepy") != sys.argv[1] or not m.version("vbgm") or not m.version("pytest")
+         or not m.version("silero-vad") or not m.version("pedalboard")
+         or not m.version("pyloudnorm"))
 PY
 then
     echo "$VENV: moviepy $MOVIEPY_VERSION ready"
@@ -19,8 +21,6 @@ then
 fi
 
 "$PYTHON" -m venv "$VENV"
-"$VENV/bin/pip" install --quiet "moviepy==$MOVIEPY_VERSION" "torch==2.13.0" numpy pyyaml \
-    miditoolkit opencv-python-headless pyfluidsynth imageio-ffmpeg safetensors tqdm matplotlib \
-    pytest
-"$VENV/bin/pip" install --quiet --no-deps -e .
+# vbgm with its own dependencies (pyproject.toml, one list), then MoviePy 1 and pytest.
+"$VENV/bin/pip" install --quiet -e . "moviepy==$MOVIEPY_VERSION" pytest
 echo "$VENV: moviepy $MOVIEPY_VERSION installed"

@@ -4,6 +4,7 @@ MoviePy 1.x (``clip.fx``) is tested by tests/test_moviepy1.py in its own venv.
 """
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -14,8 +15,10 @@ from moviepy import (AudioClip, ColorClip, CompositeVideoClip, ImageClip,  # noq
                      VideoFileClip, concatenate_videoclips)
 
 from vbgm_core.api import SAMPLE_RATE  # noqa: E402
+from vbgm_core.duck import db_to_gain, gain_to_db  # noqa: E402
 from vbgm_core.errors import InputError, ModelLoadError  # noqa: E402
 from vbgm_core.mux import media_duration  # noqa: E402
+from vbgm_core.speech import segments_iou  # noqa: E402
 from vbgm_moviepy import CMTSoundtrack, cmt_soundtrack  # noqa: E402
 
 
@@ -125,12 +128,92 @@ def test_original_audio_is_mixed_under_the_music(chaplin, tiny_model):
     clip = chaplin.subclipped(0, 2)
     options = dict(seed=2, model=tiny_model, progress=False)
     music = samples(cmt_soundtrack(clip, **options))
-    mixed = samples(cmt_soundtrack(clip, original_audio=0.5, volume=0.8, **options))
+    mixed = cmt_soundtrack(clip, mix="mix", original_gain_db=-6.0, music_gain_db=-2.0,
+                           **options)
+    assert mixed.cmt_info.cache_hit  # the mix is applied after the cache
+    assert mixed.cmt_info.report["options"]["mix"] == "mix"
+    assert mixed.cmt_info.report["speech"] is None
+    mixed = samples(mixed)
     original = samples(clip)
     assert np.abs(original).max() > 0.01  # the film's own soundtrack is there to mix
     n = min(len(mixed), len(original))
     assert abs(len(mixed) - len(music)) <= 1
-    np.testing.assert_allclose(mixed[:n], 0.8 * music[:n] + 0.5 * original[:n], atol=2e-3)
+    np.testing.assert_allclose(mixed[:n], db_to_gain(-2.0) * music[:n]
+                               + db_to_gain(-6.0) * original[:n], atol=2e-3)
+    # The linear gains of before still work, with a warning.
+    with pytest.warns(DeprecationWarning) as caught:
+        old = cmt_soundtrack(clip, original_audio=0.5, volume=0.8, **options)
+    assert sorted(str(w.message).split("(")[1].split("=")[0] for w in caught) == [
+        "original_audio", "volume"]
+    assert old.cmt_info.report["options"]["original_gain_db"] == pytest.approx(gain_to_db(0.5))
+    np.testing.assert_allclose(samples(old)[:n], 0.8 * music[:n] + 0.5 * original[:n],
+                               atol=2e-3)
+
+
+@pytest.fixture
+def talking(shared):
+    path = shared / "videos" / "talking.mp4"  # narration at 2.0-7.65 s and 11.5-16.45 s
+    truth = [(s["start_s"], s["end_s"])
+             for s in json.loads(path.with_suffix(".json").read_text())["speech"]]
+    clip = VideoFileClip(str(path))
+    yield clip, truth
+    clip.close()
+
+
+def test_duck_lowers_the_music_under_the_clips_speech(talking, tiny_model):
+    clip, truth = talking
+    clip = clip.subclipped(0, 10)  # an edited clip: its speech is read from its own audio
+    options = dict(seed=5, model=tiny_model, progress=False)
+    mixed = cmt_soundtrack(clip, mix="mix", **options)
+    ducked = cmt_soundtrack(clip, mix="duck", **options)
+    info = ducked.cmt_info
+    assert info.cache_hit and info.key == mixed.cmt_info.key  # the same music
+    assert segments_iou(info.speech, [(s, min(e, 10.0)) for s, e in truth if s < 10]) >= 0.8
+    assert info.report["speech"][0]["start_s"] == pytest.approx(info.speech[0][0], abs=1e-3)
+    assert min(db for _, db in info.report["gain_db"]) == -12.0
+
+    a, b = samples(mixed), samples(ducked)
+    n = min(len(a), len(b))
+    diff, times = a[:n] - b[:n], np.arange(n) / SAMPLE_RATE
+    inside, near = np.zeros(n, bool), np.zeros(n, bool)
+    for s, e in info.speech:
+        inside |= (times >= s) & (times < e)
+        near |= (times >= s - 0.3) & (times < e + 0.8)
+    music = samples(cmt_soundtrack(clip, **options))[:n]  # mix="replace": the music alone
+    assert np.sqrt(np.mean(music[inside] ** 2)) > 0.01
+    np.testing.assert_allclose(diff[~near], 0.0, atol=1e-6)  # the same outside speech
+    # inside, the difference is the music times (1 - the ducked gain)
+    np.testing.assert_allclose(diff[inside], music[inside] * (1 - db_to_gain(-12.0)), atol=2e-3)
+
+
+def test_duck_on_an_unedited_file_clip_reads_its_file(talking, tiny_model):
+    clip, truth = talking
+    scored = cmt_soundtrack(clip, mix="duck", duck_depth_db=-18.0, duck_attack_s=0.0,
+                            seed=1, model=tiny_model, progress=False)
+    info = scored.cmt_info
+    assert info.source == "file" and segments_iou(info.speech, truth) >= 0.8
+    # a zero attack is a step down at the first word: the curve's lowest level is -18 dB there
+    first = info.speech[0][0]
+    assert info.gain_curve.gains([first - 1e-3, first])[1] == pytest.approx(db_to_gain(-18.0))
+    assert info.gain_curve.gains([first - 1e-3])[0] == pytest.approx(1.0)
+
+
+def test_cuts_between_composited_pieces_are_cuts_in_the_rhythm(chaplin, shared, sample_clip,
+                                                                tiny_model):
+    bikes = VideoFileClip(str(shared / "videos" / "bikes.mp4"))
+    bunny = VideoFileClip(str(sample_clip))
+    try:
+        edit = CompositeVideoClip([chaplin.subclipped(1, 3),
+                                   bikes.subclipped(4, 6).with_start(2),
+                                   bunny.subclipped(1, 3).with_start(4)])
+        scored = cmt_soundtrack(edit, seed=1, model=tiny_model, progress=False)
+        cuts = scored.cmt_info.rhythm.cuts
+        assert scored.cmt_info.rhythm.duration_s == pytest.approx(6.0)
+        for boundary in (2.0, 4.0):  # where one piece gives way to the next
+            assert any(abs(c - boundary) <= 0.1 for c in cuts), cuts
+    finally:
+        bikes.close()
+        bunny.close()
 
 
 def test_second_call_is_a_cache_hit_and_the_seed_fixes_the_samples(chaplin, tiny_model,
@@ -193,8 +276,15 @@ def test_bad_options_fail_before_any_work(chaplin, tiny_model, tmp_path):
         CMTSoundtrack(control=1.5)
     with pytest.raises(InputError, match="tempo"):
         CMTSoundtrack(tempo=5)
-    with pytest.raises(InputError, match="negative"):
+    with pytest.raises(InputError, match="negative"), pytest.warns(DeprecationWarning):
         CMTSoundtrack(original_audio=-1)
+    with pytest.raises(InputError, match="mix must be one of replace, mix, duck"):
+        CMTSoundtrack(mix="blend")
+    with pytest.raises(InputError, match="0 or negative"):
+        cmt_soundtrack(clip, mix="duck", duck_depth_db=6, model=tiny_model, progress=stages)
+    with pytest.raises(InputError, match="duck release"):
+        CMTSoundtrack(duck_release_s=-1)
+    assert stages.seen == []
 
 
 def test_batch_edit_example(sample_clip, tiny_model, tmp_path, capsys):

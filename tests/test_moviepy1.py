@@ -12,6 +12,7 @@ editor = pytest.importorskip(
     ".venv-moviepy1/bin/python after scripts/setup_moviepy1_venv.sh")
 
 from vbgm_core.api import SAMPLE_RATE  # noqa: E402
+from vbgm_core.duck import gain_to_db  # noqa: E402
 from vbgm_core.errors import InputError  # noqa: E402
 from vbgm_core.mux import media_duration  # noqa: E402
 from vbgm_moviepy import CMTSoundtrack, cmt_soundtrack  # noqa: E402
@@ -46,15 +47,17 @@ def test_clip_fx_end_to_end(clip, tiny_model, tmp_path):
 
 
 def soundarray(audio_clip):
-    # One chunk: MoviePy 1.0.3 stacks chunks with np.vstack(generator), an error in NumPy 2.
-    return audio_clip.to_soundarray(fps=SAMPLE_RATE, buffersize=10**8)
+    # Our own chunks: MoviePy 1.0.3's to_soundarray stacks its chunks with
+    # np.vstack(generator), an error in NumPy 2, and one big chunk overflows a file reader's
+    # 200,000-sample buffer.
+    return np.vstack(list(audio_clip.iter_chunks(fps=SAMPLE_RATE, chunk_duration=1.0)))
 
 
 def test_mix_concatenation_and_file_path(clip, tiny_model, tmp_path):
     edit = editor.concatenate_videoclips([clip.subclip(0, 1.5), clip.subclip(3.5, 5)])
     music = edit.fx(cmt_soundtrack, seed=1, model=tiny_model, progress=False)
-    mixed = edit.fx(cmt_soundtrack, seed=1, original_audio=0.5, model=tiny_model,
-                    progress=False)
+    mixed = edit.fx(cmt_soundtrack, seed=1, mix="mix", original_gain_db=gain_to_db(0.5),
+                    model=tiny_model, progress=False)
     assert mixed.cmt_info.cache_hit  # the gain of the original is applied after the cache
     assert mixed.cmt_info.source == "frames"
     assert mixed.cmt_info.rhythm.duration_s == pytest.approx(edit.duration) == pytest.approx(3.0)
@@ -79,3 +82,26 @@ def test_bad_input_is_a_clear_error(clip, tiny_model):
         editor.ImageClip(np.zeros((16, 16, 3), np.uint8)).fx(cmt_soundtrack, model=tiny_model)
     with pytest.raises(InputError, match="unknown genre"):
         clip.fx(cmt_soundtrack, genre="jazz", model=tiny_model)
+
+
+def test_duck_under_an_edited_clips_speech(shared, tiny_model):
+    # The speech is read from the edited clip's audio chunk by chunk (MoviePy 1.0.3's
+    # one-call to_soundarray fails under NumPy 2).
+    talking = editor.VideoFileClip(str(shared / "videos" / "talking.mp4"))
+    try:
+        clip = talking.subclip(0, 10)  # narration from 2.0 s to 7.65 s
+        options = dict(seed=2, model=tiny_model, progress=False)
+        mixed = clip.fx(cmt_soundtrack, mix="mix", **options)
+        ducked = clip.fx(cmt_soundtrack, mix="duck", **options)
+        assert ducked.cmt_info.cache_hit
+        speech = ducked.cmt_info.speech
+        start, end = speech[0][0], speech[-1][1]
+        assert abs(start - 2.0) < 0.1 and 7.0 < end < 8.0, speech
+        a, b = soundarray(mixed.audio), soundarray(ducked.audio)
+        n = min(len(a), len(b))
+        t = np.arange(n) / SAMPLE_RATE
+        calm = (t < start - 0.35) | (t > end + 0.85)  # outside the speech and its ramps
+        np.testing.assert_allclose(a[:n][calm], b[:n][calm], atol=1e-6)
+        assert np.abs(a[:n] - b[:n])[~calm].max() > 0.01
+    finally:
+        talking.close()

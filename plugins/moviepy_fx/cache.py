@@ -80,6 +80,7 @@ def load(key, folder=None):
 def store(key, audio, midi, report, rhythm, folder=None):
     """Write an entry atomically, replacing any broken one; returns it."""
     entry = Path(folder or cache_dir()) / key
+    entry.parent.mkdir(parents=True, exist_ok=True)  # the cache's own folder, made on first use
     with atomic_dir(entry, overwrite=True) as tmp:
         np.save(tmp / "audio.npy", np.asarray(audio, dtype=np.float32))
         midi.dump(str(tmp / "music.mid"))

@@ -6,6 +6,7 @@ the module paths used here (``moviepy.audio.AudioClip``, ``moviepy.video.VideoCl
 same in both.
 """
 
+import numpy as np
 from moviepy.audio.AudioClip import AudioArrayClip, AudioClip, CompositeAudioClip
 from moviepy.video.VideoClip import VideoClip
 
@@ -67,3 +68,16 @@ def with_audio(clip, audio_clip):
     if hasattr(clip, "with_audio"):
         return clip.with_audio(audio_clip)
     return clip.set_audio(audio_clip)
+
+
+def mono_samples(audio_clip, fps):
+    """An audio clip's samples at ``fps``, averaged to mono float32 ``[n]``.
+
+    Read chunk by chunk: MoviePy 1.0.3's one-call ``to_soundarray`` stacks its chunks with
+    ``np.vstack(generator)``, an error under NumPy 2, and mono halves what is held in memory.
+    A chunk must fit a file reader's buffer (200,000 samples by default; a larger request
+    comes back as silence), so chunks are one second.
+    """
+    chunks = [np.asarray(c, dtype=np.float32).reshape(len(c), -1).mean(axis=1)
+              for c in audio_clip.iter_chunks(fps=fps, chunk_duration=1.0)]
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
