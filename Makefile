@@ -15,7 +15,7 @@ blender-addon:
 # The add-on with real bpy, and its job runner, against the real vbgm CLI.
 test-blender:
 	scripts/setup_blender_venv.sh
-	.venv-blender/bin/python -m pytest tests/test_blender_job.py tests/test_blender_addon.py -q
+	.venv-blender/bin/python -m pytest tests/test_blender_*.py -q
 
 .PHONY: setup score test test-core test-moviepy1
 

@@ -117,7 +117,7 @@ def test_no_movie_strip_selected_reports_and_changes_nothing(scene):
         s.select = False
     before = [(s.name, s.type, s.channel) for s in scene.sequence_editor.strips]
     folder = Path(bpy.data.filepath).parent / "vbgm_scores"
-    with pytest.raises(RuntimeError, match="No movie strip selected"):
+    with pytest.raises(RuntimeError, match="No movie or meta strip selected"):
         bpy.ops.vbgm.generate_score()
     assert [(s.name, s.type, s.channel) for s in scene.sequence_editor.strips] == before
     assert not folder.exists() or not any(folder.iterdir())

@@ -5,6 +5,7 @@ test_blender_addon.py with real bpy.
 """
 
 import importlib.util
+import json
 import time
 from pathlib import Path
 
@@ -42,12 +43,31 @@ def test_resolve_executable_prefers_the_preference_and_names_a_bad_path(tmp_path
     assert job.resolve_executable("") == str(Path(vbgm).resolve())
 
 
+def edit_list(path, clip, start_s, end_s):
+    """An edit list (plugins/blender_vse/edit_list.py writes these) showing one source range."""
+    path.write_text(json.dumps({"vbgm_edit": 1, "duration_s": end_s - start_s, "fps": 25, "segments": [
+        {"path": str(clip), "source_start_s": start_s, "source_end_s": end_s, "timeline_start_s": 0.0,
+         "audio": False}]}))
+    return path
+
+
 def test_take_paths_never_reuse_an_existing_take(tmp_path):
-    wav1, midi1, take1 = job.take_paths(tmp_path, "bikes clip/pop")
+    wav1, midi1, edit1, take1 = job.take_paths(tmp_path, "bikes clip/pop")
     assert take1 == 1 and wav1.name == "bikes_clip_pop_take1.wav" and midi1.suffix == ".mid"
-    midi1.write_bytes(b"")  # a take counts as used when either of its files exists
-    wav2, _, take2 = job.take_paths(tmp_path, "bikes clip/pop")
+    assert edit1.name == "bikes_clip_pop_take1.json"
+    edit1.write_text("{}")  # a take counts as used when any of its files exists
+    wav2, _, _, take2 = job.take_paths(tmp_path, "bikes clip/pop")
     assert take2 == 2 and wav2 != wav1
+
+
+def test_duck_command_and_its_gain_curve():
+    argv = job.score_command("vbgm", "e.json", "m.wav", "m.mid", duck_depth_db=-18)
+    assert argv[argv.index("--mix") + 1] == "duck" and argv[argv.index("--duck-depth") + 1] == "-18"
+    assert "--mix" not in job.score_command("vbgm", "e.json", "m.wav", "m.mid")
+    done = {"event": "done", "report": {"gain_db": [[0, 0.0], [1.2, -18.0], [2, -18]]}}
+    assert job.gain_points(done) == [(0.0, 0.0), (1.2, -18.0), (2.0, -18.0)]
+    with pytest.raises(job.JobError, match="gain_db"):
+        job.gain_points({"event": "done", "report": {}})
 
 
 def test_model_lists_genres_and_instruments(vbgm):
@@ -60,14 +80,16 @@ def test_model_lists_genres_and_instruments(vbgm):
 def test_score_job_streams_progress_and_writes_the_segment(tmp_path, vbgm, clip):
     wav, midi = tmp_path / "s.wav", tmp_path / "s.mid"
     genre = job.list_names(vbgm, "genres")[0]
-    argv = job.score_command(vbgm, clip, wav, midi, start_s=1.0, end_s=3.0, genre=genre, seed=3)
+    argv = job.score_command(vbgm, edit_list(tmp_path / "e.json", clip, 1.0, 3.0), wav, midi,
+                             genre=genre, seed=3)
     events = []
     sj = job.ScoreJob(argv, outputs=(wav, midi)).start()
     assert sj.wait(timeout=600, on_event=events.append) == "done", sj.message
+    assert events[0]["event"] == "start" and sj.stages == events[0]["stages"]
     stages = [e["stage"] for e in events if e["event"] == "progress"]
-    assert stages and set(stages) <= set(job.STAGE_WEIGHTS)
-    # Stages arrive in pipeline order.
-    order = [list(job.STAGE_WEIGHTS).index(s) for s in stages]
+    assert stages and set(stages) <= set(sj.stages)
+    # Stages arrive in pipeline order, the announced one.
+    order = [list(sj.stages).index(s) for s in stages]
     assert order == sorted(order)
     assert events[-1]["event"] == "done" and sj.progress == 1.0 and sj.returncode == 0
     assert wav_duration_s(wav) == pytest.approx(2.0, abs=0.05)
@@ -77,17 +99,19 @@ def test_score_job_streams_progress_and_writes_the_segment(tmp_path, vbgm, clip)
 def test_score_job_reports_the_cores_error_and_leaves_nothing(tmp_path, vbgm):
     fake = tmp_path / "notes.mp4"
     fake.write_text("not a video\n")
-    wav, midi = tmp_path / "s.wav", tmp_path / "s.mid"
-    sj = job.ScoreJob(job.score_command(vbgm, fake, wav, midi, start_s=0, end_s=1), outputs=(wav, midi)).start()
-    assert sj.wait(timeout=300) == "error"
+    wav, midi, edit = tmp_path / "s.wav", tmp_path / "s.mid", tmp_path / "s.json"
+    sj = job.ScoreJob(job.score_command(vbgm, edit, wav, midi), outputs=(wav, midi, edit))
+    edit_list(edit, fake, 0.0, 1.0)  # written after the job was made: the job's own file
+    assert sj.start().wait(timeout=300) == "error"
     assert sj.returncode == 2
     assert "notes.mp4" in sj.message and "\n" not in sj.message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.mp4"]
 
 
 def test_cancel_kills_the_job_and_removes_partial_files(tmp_path, vbgm, clip):
-    wav, midi = tmp_path / "s.wav", tmp_path / "s.mid"
-    sj = job.ScoreJob(job.score_command(vbgm, clip, wav, midi, start_s=0, end_s=10), outputs=(wav, midi))
+    wav, midi, edit = tmp_path / "s.wav", tmp_path / "s.mid", tmp_path / "s.json"
+    sj = job.ScoreJob(job.score_command(vbgm, edit, wav, midi), outputs=(wav, midi, edit))
+    edit_list(edit, clip, 0.0, 10.0)
     sj.start()
     deadline = time.monotonic() + 120
     while not sj.poll() and not sj.finished and time.monotonic() < deadline:

@@ -1,5 +1,6 @@
-"""vbgm for Blender's Video Sequence Editor: "Generate Score" scores the selected movie strip
-with the Controllable Music Transformer and adds the music as a sound strip under it.
+"""vbgm for Blender's Video Sequence Editor: "Generate Score" scores the selected strips (or the
+scene's range) as one piece with the Controllable Music Transformer and adds the music as one
+sound strip spanning them.
 
 The core runs out of process (the user's own `vbgm` command), see job.py.
 """
@@ -11,7 +12,7 @@ bl_info = {
     "version": (0, 1, 0),
     "blender": (4, 2, 0),
     "location": "Sequencer > Sidebar > Score",
-    "description": "Background music for the selected movie strip (Controllable Music Transformer)",
+    "description": "Background music for the selected strips or the whole edit (Controllable Music Transformer)",
     "category": "Sequencer",
 }
 

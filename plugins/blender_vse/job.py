@@ -1,4 +1,4 @@
-"""Runs `vbgm score --progress jsonl` out of process and follows it without blocking.
+"""Runs `vbgm score EDIT.json --progress jsonl` out of process and follows it without blocking.
 
 Blender's bundled Python has no torch, so the add-on never imports the core: it starts the
 user's own `vbgm` command and reads its JSON-lines progress. This module must not import bpy,
@@ -18,8 +18,6 @@ from pathlib import Path
 
 ENV_VAR = "VBGM_EXECUTABLE"  # overrides PATH lookup when the preference is blank
 
-# Share of the whole job per stage, for one progress bar (analysis and rendering are short).
-STAGE_WEIGHTS = {"analyze": 0.2, "generate": 0.7, "render": 0.1}
 EXIT_CANCELLED = 130
 
 
@@ -68,48 +66,64 @@ def list_names(executable, what, timeout=120):
     return [line.strip() for line in done.stdout.splitlines() if line.strip()]
 
 
-def score_command(executable, video, wav, midi, *, start_s, end_s, genre=None, instruments=(),
-                  control=0.7, tempo=None, seed=0):
-    """The `vbgm score` argument list (docs/DESIGN.md, CLI).
+def score_command(executable, edit, wav, midi, *, genre=None, instruments=(), control=0.7,
+                  tempo=None, seed=0, duck_depth_db=None):
+    """The `vbgm score` argument list (docs/DESIGN.md, CLI) for an edit list.
 
     Args:
         executable: the `vbgm` command.
-        video: source movie file.
+        edit: the edit list (JSON, see edit_list.py) to score whole.
         wav, midi: outputs to create (must not exist).
-        start_s, end_s: the part of the source to score, in seconds of the source.
         genre: genre name, or None for the model's default.
         instruments: instrument names; empty = the model's default.
         control: control degree C in [0, 1].
         tempo: BPM, or None for automatic.
         seed: random seed.
+        duck_depth_db: None, or duck the music by this much (dB, <= 0) under the edit's
+            speech: `--mix duck`, and the "done" event's report then carries the music's
+            level as ``gain_db`` (see :func:`gain_points`). The WAV stays the music itself.
 
     Returns:
         list of str.
     """
-    argv = [str(executable), "score", str(video), "--wav", str(wav), "--midi", str(midi),
-            "--start", f"{start_s:.6f}", "--end", f"{end_s:.6f}",
+    argv = [str(executable), "score", "--wav", str(wav), "--midi", str(midi),
             "--control", f"{control:g}", "--tempo", "auto" if tempo is None else f"{tempo:g}",
             "--seed", str(int(seed)), "--progress", "jsonl"]
     if genre:
         argv += ["--genre", genre]
     if instruments:
         argv += ["--instruments", ",".join(instruments)]
-    return argv
+    if duck_depth_db is not None:
+        argv += ["--mix", "duck", "--duck-depth", f"{duck_depth_db:g}"]
+    return argv + ["--", str(edit)]   # "--": a file name that starts with "-" is not an option
+
+
+def gain_points(done):
+    """The music's level from a "done" event: ``[(t_s, dB), ...]`` from the scored span's start.
+
+    Raises:
+        JobError: the report has no ``gain_db`` (a vbgm without ducking).
+    """
+    points = ((done or {}).get("report") or {}).get("gain_db")
+    if not points:
+        raise JobError("vbgm score reported no gain curve (gain_db): update vbgm for ducking")
+    return [(float(t), float(db)) for t, db in points]
 
 
 def take_paths(folder, stem):
-    """The first free take: ``folder/stem_takeN.wav`` and ``.mid``, neither existing.
+    """The first free take: ``folder/stem_takeN`` ``.wav``, ``.mid`` and ``.json`` (the edit
+    list), none existing.
 
     Returns:
-        (wav Path, midi Path, take number).
+        (wav Path, midi Path, edit list Path, take number).
     """
     folder = Path(folder)
     stem = re.sub(r"[^\w.-]+", "_", stem).strip("._") or "score"
     take = 1
     while True:
-        wav, midi = folder / f"{stem}_take{take}.wav", folder / f"{stem}_take{take}.mid"
-        if not wav.exists() and not midi.exists():
-            return wav, midi, take
+        paths = [folder / f"{stem}_take{take}{suffix}" for suffix in (".wav", ".mid", ".json")]
+        if not any(p.exists() for p in paths):
+            return (*paths, take)
         take += 1
 
 
@@ -130,9 +144,13 @@ class ScoreJob:
         self.argv = [str(a) for a in argv]
         self.outputs = [Path(p) for p in outputs]
         self._preexisting = {p for p in self.outputs if p.exists()}
+        self._staging_before = {d for d in self._staging_dirs()}
         self.state = "pending"
         self.stage = ""
         self.fraction = 0.0
+        # Each stage's share of the whole job: announced by vbgm's first JSON line
+        # (vbgm_core/progress.py names the stages; the add-on keeps no copy).
+        self.stages = {}
         self.result = None
         self.message = ""
         self.returncode = None
@@ -148,11 +166,11 @@ class ScoreJob:
 
     @property
     def progress(self):
-        """Whole-job progress in [0, 1], stages weighted by STAGE_WEIGHTS."""
+        """Whole-job progress in [0, 1], stages weighted as vbgm announced them."""
         if self.state == "done":
             return 1.0
         total = 0.0
-        for stage, weight in STAGE_WEIGHTS.items():
+        for stage, weight in self.stages.items():
             if stage == self.stage:
                 return min(1.0, total + weight * self.fraction)
             total += weight
@@ -216,7 +234,9 @@ class ScoreJob:
                 break
         for event in events:
             kind = event.get("event")
-            if kind == "progress":
+            if kind == "start":
+                self.stages = {str(k): float(v) for k, v in event.get("stages", {}).items()}
+            elif kind == "progress":
                 self.stage = str(event.get("stage", ""))
                 self.fraction = float(event.get("fraction", 0.0))
             elif kind == "done":
@@ -308,10 +328,16 @@ class ScoreJob:
                 continue
             if path.exists():
                 path.unlink()
-            # vbgm_core.files.atomic_path writes ".<stem>.<random>.tmp<suffix>" beside the output;
-            # a killed process leaves it behind.
-            for tmp in path.parent.glob(f".{path.stem}.*.tmp{path.suffix}"):
-                tmp.unlink(missing_ok=True)
+        # A vbgm killed outright leaves its staging folder (the outputs' temporaries) behind;
+        # only the ones that appeared during this job are its.
+        for folder in self._staging_dirs() - self._staging_before:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _staging_dirs(self):
+        """vbgm's staging folders beside the outputs (vbgm_core/files.py names them
+        ".vbgm-<random>.tmp")."""
+        return {d for parent in {p.parent for p in self.outputs} if parent.is_dir()
+                for d in parent.glob(".vbgm-*.tmp") if d.is_dir()}
 
 
 def _last_line(text):

@@ -6,14 +6,14 @@ from pathlib import Path
 import bpy
 from bpy.types import Operator
 
-from . import job, preferences, properties, strips
+from . import edit_list, job, preferences, properties, strips
 
 TIMER_S = 0.1
 
 
 class VBGM_OT_generate_score(Operator):
-    """Score the selected movie strip's visible part with the installed model and add the
-    music as a sound strip next to it"""
+    """Score the selected strips (or the scene's range) as one piece, as the viewer sees them,
+    and add the music as one sound strip spanning them"""
 
     bl_idname = "vbgm.generate_score"
     bl_label = "Generate Score"
@@ -49,30 +49,37 @@ class VBGM_OT_generate_score(Operator):
         return self._finish(context)
 
     def _begin(self, context):
-        """Read the strip, pick the outputs and start `vbgm score`; False (reported) on failure."""
+        """Build the edit list, pick the outputs and start `vbgm score`; False (reported) on failure."""
         if VBGM_OT_generate_score._running is not None:
             self.report({"ERROR"}, "A score is already being generated (Esc cancels it)")
             return False
         scene = context.scene
         settings = scene.vbgm
         try:
-            movie = strips.find_movie_strip(scene)
-            span = strips.scored_span(scene, movie, settings.use_scene_range)
+            plan = edit_list.build(scene, settings.source, settings.use_scene_range)
             executable = job.resolve_executable(preferences.vbgm_path(context))
             genre = None if settings.genre == "DEFAULT" else settings.genre
-            wav, midi, take = job.take_paths(strips.output_folder(), f"{span.video.stem}_{genre or 'score'}")
+            wav, midi, edit, take = job.take_paths(strips.output_folder(),
+                                                   f"{plan.label}_{genre or 'score'}")
             argv = job.score_command(
-                executable, span.video, wav, midi, start_s=span.start_s, end_s=span.end_s, genre=genre,
-                instruments=sorted(settings.instruments), control=settings.control,
-                tempo=settings.tempo_bpm if settings.tempo_mode == "BPM" else None, seed=settings.seed)
-            self._job = job.ScoreJob(argv, outputs=(wav, midi)).start()
+                executable, edit, wav, midi, genre=genre, instruments=sorted(settings.instruments),
+                control=settings.control,
+                tempo=settings.tempo_bpm if settings.tempo_mode == "BPM" else None, seed=settings.seed,
+                duck_depth_db=settings.duck_depth_db if settings.mix == "DUCK" else None)
+            self._job = job.ScoreJob(argv, outputs=(wav, midi, edit))  # removes them on failure
+            plan.write(edit)
+            self._job.start()
         except (strips.StripError, job.JobError, OSError) as e:
             self.report({"ERROR"}, str(e))
             return False
-        if span.warning:
-            self.report({"WARNING"}, span.warning)
-        self._scene_name, self._movie_name, self._span = scene.name, movie.name, span
-        self._name = f"{movie.name} {genre or 'score'} take{take}"
+        for warning in plan.warnings:
+            self.report({"WARNING"}, warning)
+        self._scene_name, self._plan = scene.name, plan
+        # The levels as asked when the job started (the CLI was told whether to duck).
+        self._mix, self._music_gain_db = settings.mix, settings.music_gain_db
+        self._originals = "MUTE" if settings.mix == "REPLACE" else settings.originals
+        self._original_gain_db = settings.original_gain_db
+        self._name = f"{plan.label} {genre or 'score'} take{take}"
         self._cancel_requested = False
         VBGM_OT_generate_score._running = self
         return True
@@ -101,20 +108,23 @@ class VBGM_OT_generate_score(Operator):
         if result.state != "done":
             self.report({"ERROR"}, f"vbgm score: {result.message}")
             return {"CANCELLED"}
+        wav, midi, edit = result.outputs
         scene = bpy.data.scenes.get(self._scene_name)
-        editor = scene.sequence_editor if scene is not None else None
-        movie = strips.top_strips(editor).get(self._movie_name) if editor is not None else None
-        if movie is None:
-            self.report({"ERROR"}, f"Strip '{self._movie_name}' was removed while scoring; "
-                        f"the score is in {result.outputs[0]}")
+        if scene is None or scene.sequence_editor is None:
+            self.report({"ERROR"}, f"Scene '{self._scene_name}' is gone; the score is in {wav}")
             return {"CANCELLED"}
-        wav, midi = result.outputs
         try:
-            sound = strips.add_score_strip(scene, movie, self._span, wav, self._name,
-                                           extra={"vbgm_midi": str(midi)})
-        except (strips.StripError, RuntimeError) as e:
+            if self._mix == "DUCK":  # the core's curve is for the music at 0 dB
+                level = [(t, db + self._music_gain_db) for t, db in job.gain_points(result.result)]
+            else:
+                level = [(0.0, self._music_gain_db)]
+            sound = strips.add_score_strip(scene, self._plan, wav, self._name,
+                                           extra={"vbgm_midi": str(midi), "vbgm_edit": str(edit)})
+            strips.set_music_level(scene, sound, level, self._plan.fps)
+        except (strips.StripError, job.JobError, RuntimeError) as e:
             self.report({"ERROR"}, f"{e}; the score is in {wav}")
             return {"CANCELLED"}
+        strips.set_original_level(scene, self._plan.sounds, self._originals, self._original_gain_db)
         self.report({"INFO"}, f"Added '{sound.name}' on channel {sound.channel} ({Path(wav).name})")
         return {"FINISHED"}
 

@@ -78,8 +78,28 @@ class VBGM_PG_settings(PropertyGroup):
         ("BPM", "BPM", "A fixed tempo")])
     tempo_bpm: FloatProperty(name="BPM", default=120.0, min=30.0, max=300.0, description="Fixed tempo")
     seed: IntProperty(name="Seed", default=0, min=0, description="Same seed and settings = same music")
+    source: EnumProperty(name="Score", default="SELECTED", items=[
+        ("SELECTED", "Selected Strips", "The selected movie and meta strips as one piece, from the "
+         "first one's start to the last one's end"),
+        ("SCENE", "Scene Range", "Everything the scene shows between its start and end frames")])
     use_scene_range: BoolProperty(name="Scene Range Only", default=True,
-                                  description="Score only the part of the strip inside the scene's frame range")
+                                  description="Score only the part of the selected strips inside the "
+                                  "scene's frame range")
+    mix: EnumProperty(name="Mix", default="MIX", items=[
+        ("REPLACE", "Replace", "The music replaces the movies' own sound (mutes it)"),
+        ("MIX", "Mix", "The music plays with the movies' own sound"),
+        ("DUCK", "Duck", "Mix, with the music lowered wherever someone speaks (volume keyframes)")])
+    music_gain_db: FloatProperty(name="Music Gain", default=0.0, min=-60.0, max=12.0,
+                                 description="Level of the music strip, dB")
+    duck_depth_db: FloatProperty(name="Duck Depth", default=-12.0, min=-60.0, max=0.0,
+                                 description="How far the music drops under speech, dB")
+    originals: EnumProperty(name="Original Sound", default="LOWER", items=[
+        ("KEEP", "Keep", "Leave the movies' sound strips as they are"),
+        ("LOWER", "Lower", "Set the movies' sound strips to the Original Gain"),
+        ("MUTE", "Mute", "Mute the movies' sound strips")])
+    original_gain_db: FloatProperty(name="Original Gain", default=-10.5, min=-60.0, max=0.0,
+                                    description="Level of the movies' own sound when lowered, dB "
+                                    "(relative to its level before vbgm changed it)")
 
 
 class VBGM_PG_job(PropertyGroup):

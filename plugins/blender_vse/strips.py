@@ -1,45 +1,23 @@
-"""The sequencer side: which movie strip to score, which part of it, and where the score goes.
+"""The sequencer side: where the score goes, its level (volume keyframes when ducked), and
+the level of the sound it plays over. Which frames are scored is edit_list.py's part.
 
 Blender 4.4 added ``sequence_editor.strips`` and 5.0 removed ``sequences``; the helpers here
 are the only place that knows both spellings.
 """
 
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
 
 MAX_CHANNEL = 128
 SCORE_FOLDER = "vbgm_scores"  # beside the .blend
-SOURCE_KEY = "vbgm_source"  # custom property on a sound strip: the movie strip it scores
+SOURCE_KEY = "vbgm_source"  # custom property on a score strip: what it scores (EditPlan.key)
+ORIGINAL_KEY = "vbgm_original_volume"  # on a sound strip whose level vbgm changed: the user's
 
 
 class StripError(Exception):
     """The scene offers nothing to score; the message is one line for a Blender report."""
-
-
-@dataclass
-class Span:
-    """The part of a movie strip to score.
-
-    Attributes:
-        video: absolute path of the movie file.
-        frame_start, frame_end: timeline frames, end exclusive.
-        start_s, end_s: the same part in seconds of the source file.
-        warning: a note for the user ("" when none).
-    """
-
-    video: Path
-    frame_start: int
-    frame_end: int
-    start_s: float
-    end_s: float
-    warning: str = ""
-
-    @property
-    def n_frames(self):
-        return self.frame_end - self.frame_start
 
 
 def top_strips(editor):
@@ -59,56 +37,6 @@ def visible_frames(strip):
     # Where the frame_final_* names are gone: content start plus the trims.
     start = strip.frame_start + strip.frame_offset_start
     return int(round(start)), int(round(strip.frame_start + strip.frame_duration - strip.frame_offset_end))
-
-
-def find_movie_strip(scene):
-    """The movie strip to score: the active one if it is a selected movie, else the only
-    selected movie strip.
-
-    Raises:
-        StripError: none, or several without an active one, is selected.
-    """
-    editor = scene.sequence_editor
-    if editor is None:
-        raise StripError("No movie strip selected: this scene has no sequencer strips")
-    active = editor.active_strip
-    if active is not None and active.type == "MOVIE" and active.select:
-        return active
-    movies = [s for s in top_strips(editor) if s.type == "MOVIE" and s.select]
-    if not movies:
-        raise StripError("No movie strip selected: select the movie strip to score")
-    if len(movies) > 1:
-        raise StripError(f"{len(movies)} movie strips selected: click the one to score to make it active")
-    return movies[0]
-
-
-def scored_span(scene, strip, use_scene_range=True):
-    """The visible part of ``strip`` (optionally cut to the scene's frame range), in frames
-    and in source seconds.
-
-    A movie strip without retiming shows one source frame per timeline frame, so source
-    time = content frame / the movie's own fps.
-
-    Raises:
-        StripError: the file is missing, or nothing of the strip is visible.
-    """
-    video = Path(bpy.path.abspath(strip.filepath, library=scene.library))
-    if not video.is_file():
-        raise StripError(f"Movie file of strip '{strip.name}' is missing: {video}")
-    start, end = visible_frames(strip)
-    if use_scene_range:
-        start, end = max(start, scene.frame_start), min(end, scene.frame_end + 1)
-    if end <= start:
-        raise StripError(f"Strip '{strip.name}' has no visible frames inside the scene's frame range "
-                         f"{scene.frame_start}-{scene.frame_end}")
-    scene_fps = scene.render.fps / scene.render.fps_base
-    movie_fps = strip.fps or scene_fps
-    warning = ""
-    if abs(movie_fps - scene_fps) > 1e-3 * scene_fps:
-        warning = (f"'{strip.name}' is {movie_fps:g} fps but the scene is {scene_fps:g} fps: "
-                   "the music follows the source's timing; set the scene to the movie's frame rate")
-    content0 = strip.frame_start  # timeline frame of the file's first frame
-    return Span(video, start, end, (start - content0) / movie_fps, (end - content0) / movie_fps, warning)
 
 
 def free_channel(scene, frame_start, frame_end, near):
@@ -141,14 +69,18 @@ def output_folder():
     return folder
 
 
-def add_score_strip(scene, movie, span, wav, name, extra=None):
-    """Insert ``wav`` as a sound strip aligned with ``span`` next to ``movie``; earlier takes
-    for the same movie strip are muted, not removed.
+def db_to_gain(db):
+    """Decibels → Blender's linear volume."""
+    return 10.0 ** (float(db) / 20.0)
+
+
+def add_score_strip(scene, plan, wav, name, extra=None):
+    """Insert ``wav`` as a sound strip over the span of ``plan`` (an ``edit_list.EditPlan``)
+    next to the scored strips; earlier takes of the same strips are muted, not removed.
 
     Args:
         scene: the scene whose sequencer gets the strip.
-        movie: the scored movie strip.
-        span: the scored :class:`Span`.
+        plan: what was scored.
         wav: the score's WAV file.
         name: strip name.
         extra: custom properties to store on the strip (str/int/float values).
@@ -157,7 +89,7 @@ def add_score_strip(scene, movie, span, wav, name, extra=None):
         The new sound strip.
     """
     editor = scene.sequence_editor
-    channel = free_channel(scene, span.frame_start, span.frame_end, movie.channel)
+    channel = free_channel(scene, plan.frame_start, plan.frame_end, plan.channel)
     filepath = str(wav)
     if bpy.data.filepath:
         try:  # relative to the .blend, so the project folder can move
@@ -165,12 +97,64 @@ def add_score_strip(scene, movie, span, wav, name, extra=None):
         except ValueError:  # another drive on Windows
             pass
     for s in top_strips(editor):
-        if s.type == "SOUND" and s.get(SOURCE_KEY) == movie.name:
+        if s.type == "SOUND" and s.get(SOURCE_KEY) == plan.key:
             s.mute = True
-    sound = top_strips(editor).new_sound(name, filepath, channel, span.frame_start)
-    # Rounding can make the audio a frame longer than the picture; never shorter by more.
-    sound.frame_final_duration = min(span.n_frames, sound.frame_duration)
-    sound[SOURCE_KEY] = movie.name
+    sound = top_strips(editor).new_sound(name, filepath, channel, plan.frame_start)
+    # The WAV lasts the span to the sample; Blender rounds it to whole frames, possibly one
+    # more than the span: never let the strip run past it.
+    sound.frame_final_duration = min(plan.n_frames, sound.frame_duration)
+    sound[SOURCE_KEY] = plan.key
     for key, value in (extra or {}).items():
         sound[key] = value
     return sound
+
+
+def set_music_level(scene, sound, points, fps):
+    """The score strip's level: ``points`` ``[(t_s, dB), ...]`` from the strip's start.
+
+    One level sets ``volume``; a curve (ducking) becomes volume keyframes, linear, which is
+    how vbgm's gain curve moves between its breakpoints (vbgm_core/duck.py), so the strip
+    plays what a muxed file would. The keyframes stay editable in the timeline.
+    """
+    levels = {round(db, 6) for _, db in points}
+    if len(levels) == 1:
+        sound.volume = db_to_gain(points[0][1])
+        return
+    # Two breakpoints at one time (a zero-length ramp): the later one holds, as in the curve.
+    for t, db in points:
+        sound.volume = db_to_gain(db)
+        sound.keyframe_insert("volume", frame=sound.frame_final_start + t * fps)
+    path = sound.path_from_id("volume")
+    for fcurve in _fcurves(scene):
+        if fcurve.data_path == path:
+            for key in fcurve.keyframe_points:
+                key.interpolation = "LINEAR"
+
+
+def _fcurves(scene):
+    """The scene action's F-curves (slotted actions in 4.4+, ``action.fcurves`` before)."""
+    action = scene.animation_data.action
+    if hasattr(action, "fcurves") and not getattr(action, "is_action_layered", False):
+        return action.fcurves
+    from bpy_extras import anim_utils
+
+    return anim_utils.action_get_channelbag_for_slot(action, scene.animation_data.action_slot).fcurves
+
+
+def set_original_level(scene, names, mode, gain_db):
+    """Keep, lower (to ``gain_db``) or mute the sound strips ``names`` (the scored movies' own
+    sound). The user's volume is remembered on the strip the first time vbgm changes it, so
+    every take sets the same level, and "keep" restores it."""
+    every = all_strips(scene.sequence_editor)
+    for name in names:
+        s = every.get(name)
+        if s is None:
+            continue
+        if ORIGINAL_KEY not in s:
+            if mode == "KEEP":
+                continue
+            s[ORIGINAL_KEY] = s.volume
+        s.mute = mode == "MUTE"
+        s.volume = s[ORIGINAL_KEY] * (db_to_gain(gain_db) if mode == "LOWER" else 1.0)
+        if mode == "KEEP":
+            del s[ORIGINAL_KEY]

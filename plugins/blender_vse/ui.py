@@ -2,7 +2,7 @@
 
 from bpy.types import Panel
 
-from . import properties, strips
+from . import edit_list, properties, strips
 
 
 class VBGM_PT_score(Panel):
@@ -17,6 +17,9 @@ class VBGM_PT_score(Panel):
         layout.use_property_decorate = False
         settings = context.scene.vbgm
 
+        layout.prop(settings, "source")
+        if settings.source == "SELECTED":
+            layout.prop(settings, "use_scene_range")
         self._draw_source(context, layout.box())
 
         state, message = properties.choices_state()
@@ -36,7 +39,16 @@ class VBGM_PT_score(Panel):
         if settings.tempo_mode == "BPM":
             layout.prop(settings, "tempo_bpm")
         layout.prop(settings, "seed")
-        layout.prop(settings, "use_scene_range")
+
+        col = layout.column(heading="Sound")
+        col.prop(settings, "mix")
+        col.prop(settings, "music_gain_db")
+        if settings.mix == "DUCK":
+            col.prop(settings, "duck_depth_db")
+        if settings.mix != "REPLACE":  # Replace mutes the originals
+            col.prop(settings, "originals")
+            if settings.originals == "LOWER":
+                col.prop(settings, "original_gain_db")
 
         job_state = context.window_manager.vbgm_job
         if job_state.running:
@@ -51,17 +63,17 @@ class VBGM_PT_score(Panel):
 
     @staticmethod
     def _draw_source(context, box):
+        settings = context.scene.vbgm
         try:
-            movie = strips.find_movie_strip(context.scene)
-            span = strips.scored_span(context.scene, movie, context.scene.vbgm.use_scene_range)
+            plan = edit_list.build(context.scene, settings.source, settings.use_scene_range)
         except strips.StripError as e:
             box.label(text=str(e), icon="INFO")
             return
-        fps = context.scene.render.fps / context.scene.render.fps_base
-        box.label(text=movie.name, icon="FILE_MOVIE")
-        box.label(text=f"Frames {span.frame_start}-{span.frame_end - 1} ({span.n_frames / fps:.1f} s)")
-        if span.warning:
-            box.label(text=span.warning, icon="ERROR")
+        n = len(plan.segments)
+        box.label(text=f"{plan.label}: {n} segment{'s' * (n != 1)}", icon="SEQ_STRIP_DUPLICATE")
+        box.label(text=f"Frames {plan.frame_start}-{plan.frame_end - 1} ({plan.duration_s:.1f} s)")
+        for warning in plan.warnings:
+            box.label(text=warning, icon="ERROR")
 
 
 classes = (VBGM_PT_score,)

@@ -3,6 +3,8 @@
 See docs/VIDEO.md for the method, its units and the speed reference.
 """
 
+from .edit import EditList, Segment, analyze_edit, edit_speech
 from .rhythm import Bar, VideoRhythm, VisualBeat, analyze_frames, analyze_video
 
-__all__ = ["Bar", "VideoRhythm", "VisualBeat", "analyze_frames", "analyze_video"]
+__all__ = ["Bar", "VideoRhythm", "VisualBeat", "analyze_frames", "analyze_video", "EditList",
+           "Segment", "analyze_edit", "edit_speech"]
