@@ -10,7 +10,7 @@ missing=()
 ldconfig -p 2>/dev/null | grep -q libfluidsynth.so.3 || missing+=(libfluidsynth3)
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
 # A full General MIDI SoundFont (FluidR3_GM, 141 MB): far better than the 6 MB TimGM6mb that
-# pretty_midi ships, which render.py keeps as the fallback (docs/MUSIC.md).
+# comes with libfluidsynth3, which render.py keeps as the fallback (docs/MUSIC.md).
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || [ -f /usr/share/sounds/sf3/MuseScore_General.sf3 ] \
     || missing+=(fluid-soundfont-gm)
 # Python's venv module (Debian splits it out), and for `--dev` (the tests build the optional
