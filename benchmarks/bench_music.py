@@ -4,10 +4,10 @@ the held-out training songs' values by the same code (vbgm_core/music/quality.py
     .venv/bin/python benchmarks/bench_music.py --end 24 --seeds 0 1 > bench_music.txt
     .venv/bin/python benchmarks/bench_music.py --end 24 --seeds 0 1 --before   # the old path
 
-The pipeline is composed from the core's building blocks, as the scorer runs them:
-analyze_video → HarmonyPlan → ControlledSampler → decode + clip_midi → finish → render_audio
-(mastered). ``--before`` runs the path before issue 15: no harmony prior, no density floor, no
-articulation or dynamics, TimGM6mb, peak normalisation and a 1 s fade.
+The pieces are what users get: ``Scorer.analyze / generate / render`` with default options at
+C = 0.7. ``--before`` composes the path before issue 15 from the building blocks: no harmony
+prior, no density floor, no articulation or dynamics, TimGM6mb, peak normalisation and a 1 s
+fade.
 """
 
 import argparse
@@ -17,18 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from vbgm_core.scorer import DEFAULT_MODEL, clip_midi
 from vbgm_core.data import TokenDataset
 from vbgm_core.metrics import evaluate
-from vbgm_core.model.checkpoint import load_model
-from vbgm_core.music.finish import finish
-from vbgm_core.music.harmony import HarmonyPlan
 from vbgm_core.music.instruments import GROUPS
 from vbgm_core.music.quality import audio_quality, midi_quality
 from vbgm_core.music.tokenizer import CPTokenizer
+from vbgm_core.options import ScoreOptions
 from vbgm_core.render import render_audio
 from vbgm_core.sample import ControlledSampler, Targets
-from vbgm_core.video.rhythm import analyze_video
+from vbgm_core.scorer import Scorer, clip_midi
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -53,20 +50,23 @@ def reference(dataset, per_genre):
     return stats
 
 
-def piece(model, genres, rhythm, genre, seed, before):
+def piece(scorer, rhythm, genre, seed, before):
     t0 = time.perf_counter()
-    plan = None if before else HarmonyPlan.for_rhythm(rhythm, genre, seed)
-    options = dict(harmony=None, min_density=0) if before else dict(harmony=plan)
-    sampler = ControlledSampler(model, genres.index(genre), GROUPS, 0.7, seed, **options)
-    tokens = sampler.generate(Targets.from_rhythm(rhythm))
-    midi = clip_midi(CPTokenizer().decode(tokens, rhythm.tempo_bpm), rhythm.duration_s,
-                     rhythm.tempo_bpm)
+    options = ScoreOptions(genre=genre, seed=seed, control=0.7)
     if before:
+        plan = None
+        sampler = ControlledSampler(scorer.model, scorer.genres.index(genre), GROUPS, 0.7, seed,
+                                    harmony=None, min_density=0)
+        tokens = sampler.generate(Targets.from_rhythm(rhythm))
+        midi = clip_midi(CPTokenizer().decode(tokens, rhythm.tempo_bpm), rhythm.duration_s,
+                         rhythm.tempo_bpm)
         audio = render_audio(midi, SR, soundfont=OLD_FONT, duration_s=rhythm.duration_s,
                              fade_out_s=1.0, loudness_lufs=None)
     else:
-        finish(midi, rhythm, plan, seed)
-        audio = render_audio(midi, SR, duration_s=rhythm.duration_s)
+        plan = scorer.harmony_plan(rhythm, options)
+        rhythm = rhythm.with_min_density(options.min_density)   # as Scorer.score does
+        _, midi = scorer.generate(rhythm, options)
+        audio = scorer.render(midi, rhythm, options)
     full = max(1, int(rhythm.duration_s * rhythm.tempo_bpm / 240 + 1e-6))
     control = evaluate(midi, [b.density for b in rhythm.bars[:full]],
                        [(b.tick, b.strength) for b in rhythm.visual_beats], rhythm.cuts,
@@ -97,15 +97,14 @@ def main():
     parser.add_argument("--json", help="write every row here")
     args = parser.parse_args()
 
-    model, extra = load_model(DEFAULT_MODEL)
-    genres = list(extra["genres"])
+    scorer = Scorer.from_pretrained()
     clips = args.clips or sorted(str(p) for p in (SHARED / "videos").glob("*.mp4"))
     rows = []
     for clip in clips:
-        rhythm = analyze_video(clip, start=args.start, end=args.end)
-        for genre in genres:
+        rhythm = scorer.analyze(clip, start=args.start, end=args.end)
+        for genre in scorer.genres:
             for seed in args.seeds:
-                r = piece(model, genres, rhythm, genre, seed, args.before)
+                r = piece(scorer, rhythm, genre, seed, args.before)
                 r.update(clip=Path(clip).name, genre=genre, seed=seed, tempo=rhythm.tempo_bpm,
                          duration_s=rhythm.duration_s)
                 rows.append(r)

@@ -15,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from vbgm_core.files import atomic_path  # noqa: E402
+from vbgm_core.figures import save_figure  # noqa: E402
 
 
 def main():
@@ -40,8 +40,7 @@ def main():
     ax.set_ylim(top=12)
     ax.grid(alpha=0.3)
     ax.legend()
-    with atomic_path(Path(args.output)) as tmp:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    save_figure(fig, args.output, bbox_inches="tight")
 
 
 if __name__ == "__main__":

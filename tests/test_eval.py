@@ -11,8 +11,9 @@ import pytest
 
 from vbgm_core.cli import main
 from vbgm_core.data import TokenDataset, prepare, split_of
-from vbgm_core.evaluate import (MS_EPS, best_match, matching_score, song_targets, song_window,
-                                window_scores)
+from vbgm_core.evaluation.baselines import (MS_EPS, best_match, matching_score, song_targets,
+                                            song_window, window_scores)
+from vbgm_core.evaluation.report import CONTROL_ERRORS, MUSDR
 from vbgm_core.music.tokenizer import CPTokenizer, bar_densities, tokens_errors
 
 HELD_OUT = "pop/heldout_24.mid"  # a path that split_of() puts in the test split
@@ -132,9 +133,51 @@ def test_eval_quick_writes_every_file(clips, tiny_model, eval_data, tmp_path):
     assert report["settings"]["reference_split"] == "test" and ref["n"] == 1
     assert all(math.isfinite(ref["mean"][m])
                for m in ("pitch_entropy", "groove_similarity", "structureness"))
+    # Each summary row is the mean and spread of its own runs.
+    for row in rows - {"reference"}:
+        values = [r["density_error"] for r in runs if r["condition"] == row]
+        assert report["summary"][row]["mean"]["density_error"] == pytest.approx(np.mean(values),
+                                                                                abs=1e-6)
     md = (out / "report.md").read_text()
-    assert "Table 1" in md and "Table 4" in md and "4.452" in md and "0.107" in md
-    assert "held-out songs (test split)" in md and "symbolic chroma" in md
+    # Our numbers in report.md's tables, the paper's beside the analogous rows only.
+    paper = report["paper"]
+    table1 = markdown_table(md, "Table 1")
+    assert list(table1) == ["held-out songs (test split)", "C=0", "C=0.7", "C=1",
+                            "unconditioned", "matched"]
+    beside = {"held-out songs (test split)": paper["table1"]["training data (LPD)"],
+              "C=0.7": paper["table1"]["CMT with video control"],
+              "unconditioned": paper["table1"]["CMT without control"]}
+    for label, cells in table1.items():
+        row = "reference" if label.startswith("held-out") else label
+        assert cells[:3] == [shown(report["summary"][row], m) for m in MUSDR], label
+        assert cells[3] == str(report["summary"][row]["n"])
+        expected = [f"{beside[label][m]:.3f}" for m in MUSDR] if label in beside else ["–"] * 3
+        assert cells[4:] == expected, label
+    table4 = markdown_table(md, "Table 4")
+    assert list(table4) == ["C=0", "C=0.7", "C=1", "unconditioned", "matched"]
+    for row, cells in table4.items():
+        assert cells[:3] == [shown(report["summary"][row], m) for m in CONTROL_ERRORS], row
+        expected = ([f"{paper['table4']['CMT'][m]:.3f}" for m in CONTROL_ERRORS]
+                    if row == "C=0.7" else ["–"] * 3)
+        assert cells[3:] == expected, row
+    assert "symbolic chroma" in md
+
+
+def markdown_table(md, heading):
+    """``{row label: [cells]}`` of the table under the ``## <heading>`` section of report.md."""
+    section = md.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")][2:]  # no header
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    return {c[0]: c[1:] for c in cells}
+
+
+def shown(summary, metric):
+    """How report.md writes a summary's metric: mean ± std, the mean of a single run, or `–`
+    when none was measured."""
+    mean, std = summary["mean"][metric], summary["std"][metric]
+    if mean is None:
+        return "–"
+    return f"{mean:.3f} ± {std:.3f}" if summary["n"] > 1 else f"{mean:.3f}"
 
 
 def test_eval_without_data_skips_the_baselines_and_refuses_overwrite(clips, tiny_model, tmp_path):

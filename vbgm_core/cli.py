@@ -343,7 +343,7 @@ def _add_eval(sub):
 
 
 def _run_eval(args):
-    from .evaluate import run_eval
+    from .evaluation.runner import run_eval
 
     controls = None
     if args.controls:

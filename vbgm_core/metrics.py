@@ -27,12 +27,10 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import InputError
+from .music.tokenizer import MAX_STRENGTH, TICKS_PER_BAR, TICKS_PER_BEAT  # the tokens' grid
 
-TICKS_PER_BEAT = 4
-TICKS_PER_BAR = 16
 N_PITCH_CLASSES = 12
-MAX_DENSITY = 16  # density classes: distinct onset ticks in a bar, 0..16
-MAX_STRENGTH = 24  # strength vocabulary of the tokens (DESIGN.md): notes per beat, 1..24
+MAX_DENSITY = TICKS_PER_BAR  # density classes: distinct onset ticks in a bar, 0..16
 DEFAULT_TEMPO_BPM = 120.0  # MIDI's default when a file has no tempo event
 
 # Structureness settings (MusDr's SSM pipeline, run on a symbolic chroma instead of audio).

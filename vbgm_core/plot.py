@@ -1,6 +1,6 @@
 """The paper's Figure 2 for one scored video: the video's rhythm above the generated music."""
 
-from .files import atomic_path
+from .figures import save_figure
 from .metrics import bar_densities, grid_notes
 from .music.dynamics import bar_loudness
 from .music.harmony import plan_from_midi
@@ -72,7 +72,4 @@ def plot_score(rhythm, midi, path, speech=None, gain_db=None):
     fig.suptitle(f"{rhythm.source or 'clip'}: {rhythm.tempo_bpm:g} BPM, {rhythm.n_bars} bars",
                  fontsize=10, x=0.02, ha="left")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

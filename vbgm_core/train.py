@@ -33,6 +33,7 @@ import torch
 from .augment import drop_controls, transpose
 from .data import TokenDataset
 from .errors import InputError, ModelLoadError
+from .figures import save_figure
 from .files import atomic_path
 from .model.checkpoint import (load_checkpoint, load_model, model_from_checkpoint,
                                save_checkpoint, save_model)
@@ -288,9 +289,7 @@ def plot_losses(metrics_path, out_png):
     ax.set_ylabel("loss (sum of the 7 attributes)")
     ax.grid(alpha=0.3)
     ax.legend()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, out_png, bbox_inches="tight")
 
 
 def train(config, data, output, *, resume=False, init_from=None, max_minutes=None, max_steps=None,

@@ -1,6 +1,6 @@
 """Picture of a ``VideoRhythm`` on one time axis (like the paper's Figure 2, top half)."""
 
-from ..files import atomic_path
+from ..figures import save_figure
 
 # Image formats matplotlib writes without extra packages (it picks the format by extension).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".eps", ".ps", ".tif", ".tiff")
@@ -28,10 +28,7 @@ def plot_rhythm(rhythm, path, title=None):
     name = title or f"{rhythm.source or 'clip'}: {rhythm.tempo_bpm:g} BPM, {rhythm.n_bars} bars"
     fig.suptitle(name, fontsize=10, x=0.02, ha="left")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def draw_rhythm(fig, ax_m, ax_b, rhythm):
