@@ -7,7 +7,8 @@ import torch
 
 from vbgm_core.errors import InputError, ModelLoadError
 from vbgm_core.model import CMT, ModelConfig, load_config, masked_losses
-from vbgm_core.model.attention import CausalLinearAttention, chunked_causal_product, feature_map
+from vbgm_core.model.attention import (CausalLinearAttention, FusedStepState, chunked_causal_product,
+                                       feature_map, fused_step)
 from vbgm_core.model.checkpoint import load_model, save_model
 
 TINY = dict(n_layers=2, n_heads=2, d_model=32, d_ff=64, dropout=0.0, n_genres=4,
@@ -45,9 +46,11 @@ def test_chunked_attention_equals_quadratic_reference(L, chunk):
                                atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("chunk,every", [(4, False), (8, False), (64, False), (8, True)])
-def test_recurrent_generation_equals_parallel_forward(chunk, every):
+@pytest.mark.parametrize("chunk,every,fused", [(4, False, True), (8, False, True), (64, False, True),
+                                               (8, True, True), (8, False, False), (8, True, False)])
+def test_recurrent_generation_equals_parallel_forward(chunk, every, fused, one_thread):
     model = tiny_model(chunk_size=chunk, condition_every_token=every)
+    model.fused_generation = fused      # the fused step (default) and the reference step
     if every:   # make the per-token conditioning matter (it starts at zero)
         with torch.no_grad():
             model.token_genre.weight.normal_()
@@ -88,6 +91,118 @@ def test_fast_transformers_backend_matches_torch_backend():
         sum(losses.values()).backward()
     for (n, p), (_, q) in zip(torch_model.named_parameters(), fast_model.named_parameters()):
         torch.testing.assert_close(p.grad, q.grad, atol=1e-4, rtol=1e-4, msg=n)
+
+
+def debug_model(every, seed=0):
+    torch.manual_seed(seed)
+    cfg = load_config("debug")[0]
+    model = CMT(ModelConfig(**{**cfg.__dict__, "condition_every_token": every})).eval()
+    if every:   # make the per-token conditioning matter (it starts at zero)
+        with torch.no_grad():
+            model.token_genre.weight.normal_()
+            model.token_instruments.weight.normal_()
+    return model
+
+
+@pytest.fixture
+def one_thread():
+    """Generation's thread setting (set_cpu_generation_threads): on a busy machine two threads
+    make these one-token steps ~25x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def run_both_steps(model, B=3, L=300, first_beat=200, seed=1):
+    """Feed the same random tokens to the reference and the fused step.
+
+    Returns:
+        {fused: {"hidden": [L+1, B, D], "type" and the six attributes: [L+1, B, vocab]}}, the
+        hidden state and logits before every token and after the last; and the two states.
+    """
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.stack([torch.randint(0, v, (B, L), generator=g) for v in model.cfg.vocab_sizes],
+                         -1)
+    beat = torch.cumsum(torch.randint(0, 2, (B, L), generator=g), 1) + first_beat
+    timing = torch.randint(0, 101, (B, L), generator=g)
+    genre = torch.randint(0, model.cfg.n_genres, (B,), generator=g)
+    instruments = torch.randint(0, 2, (B, 5), generator=g)
+    kinds = torch.cat((tokens[:, :, 0], torch.full((B, 1), 3)), 1)  # any type after the last
+    out, states = {}, {}
+    for fused in (False, True):
+        model.fused_generation = fused
+        state = states[fused] = model.start(genre, instruments)
+        rows = []
+        with torch.no_grad():
+            for i in range(L + 1):
+                if i:
+                    model.step(state, tokens[:, i - 1], beat[:, i - 1], timing[:, i - 1])
+                rows.append({"hidden": state.hidden, "type": model.type_logits(state.hidden),
+                             **model.attribute_logits(state.hidden, kinds[:, i])})
+        out[fused] = {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
+    model.fused_generation = True
+    return out, states
+
+
+@pytest.mark.parametrize("every", [False, True])
+def test_fused_step_matches_the_reference_step(every, one_thread):
+    """Hidden states and every attribute's logits of the fused step (folded embeddings, cached
+    beat encodings, fused projections) equal the reference step's over 300 tokens, 3 rows."""
+    model = debug_model(every)
+    out, states = run_both_steps(model)
+    assert states[False].fused is None and states[True].fused is not None
+    for name, want in out[False].items():
+        torch.testing.assert_close(out[True][name], want, atol=1e-5, rtol=1e-5, msg=name)
+    assert states[True].n_tokens == states[False].n_tokens == 302
+    assert states[True].fused.n_beats >= 512      # the beat table grew past its first 256
+
+
+def test_fused_step_encodes_beats_beyond_its_table(monkeypatch, one_thread):
+    import vbgm_core.model.cmt as cmt
+
+    monkeypatch.setattr(cmt, "MAX_CACHED_BEATS", 64)     # beats 64.. are past the table
+    model = debug_model(True)
+    out, states = run_both_steps(model, L=40, first_beat=50)
+    torch.testing.assert_close(out[True]["hidden"], out[False]["hidden"], atol=1e-5, rtol=1e-5)
+    assert states[True].fused.n_beats == 64
+
+
+def test_fused_weights_follow_the_parameters_and_stay_out_of_the_state_dict(one_thread):
+    model = debug_model(False)
+    keys = set(model.state_dict())
+    genre, instruments = torch.tensor([1]), torch.ones(1, 5)
+    before = model.start(genre, instruments).hidden
+    torch.testing.assert_close(model.start(genre, instruments).hidden, before)
+    with torch.no_grad():
+        model.blocks[-1].ff[3].weight.mul_(2.0)          # in-place edits, as training makes
+        model.heads["pitch"].weight.mul_(2.0)
+    state = model.start(genre, instruments)
+    model.fused_generation = False
+    reference = model.start(genre, instruments)
+    torch.testing.assert_close(state.hidden, reference.hidden, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(state.hidden, before, atol=1e-3)
+    with torch.no_grad():
+        want = model.attribute_logits(reference.hidden, torch.tensor([3]))["pitch"]
+        model.fused_generation = True
+        got = model.attribute_logits(state.hidden, torch.tensor([3]))["pitch"]
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert set(model.state_dict()) == keys              # derived caches, not parameters
+
+
+def test_fused_attention_step_equals_the_reference_step():
+    torch.manual_seed(0)
+    attn = CausalLinearAttention(16, 2)
+    weights = attn.fused_step_weights()
+    fused, state = FusedStepState(3, 2, 16), None
+    with torch.no_grad():
+        for _ in range(20):
+            x = torch.randn(3, 16)
+            want, state = attn.step(x, state)
+            got = x + fused_step(x, weights, fused) @ weights[2]    # as CMT adds it
+            torch.testing.assert_close(got, x + want, atol=1e-5, rtol=1e-5)
+    s, z = state
+    torch.testing.assert_close(fused.s, torch.cat((s, z[..., None]), -1), atol=1e-6, rtol=1e-6)
 
 
 def test_attention_step_state_is_constant_size():
@@ -203,7 +318,7 @@ def test_bad_config_files_are_clear_errors(tmp_path, text, match):
 
 
 def test_unknown_preset_names_the_presets():
-    with pytest.raises(InputError, match="debug, default, default_continue, paper"):
+    with pytest.raises(InputError, match="debug, default, default_continue, default_stage3, paper"):
         load_config("huge")
 
 

@@ -51,11 +51,15 @@ def shared():
 
 
 @pytest.fixture(scope="module")
-def videos(shared):
-    path = shared / "videos"
-    if not (path / "bikes.mp4").is_file():
-        pytest.skip(f"shared clips not found at {path}")
-    return path
+def silent_clip(sample_clip, tmp_path_factory):
+    """A 10.56 s H.264 clip without audio: the bundled clip played twice, stream-copied."""
+    out = tmp_path_factory.mktemp("clips") / "silent.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-stream_loop", "1", "-i", str(sample_clip), "-an",
+                    "-c", "copy", str(out)], check=True)
+    return out
+
+
+SILENT_S = 10.56
 
 
 def _streams(path):
@@ -261,10 +265,10 @@ def _check_av(path, expected_s):
     return v, a
 
 
-def test_mux_replace_copies_video(videos, music_wav, tmp_path):
-    src = videos / "bikes.mp4"
+def test_mux_replace_copies_video(silent_clip, sample_clip, music_wav, tmp_path):
+    src = silent_clip
     before = _sha(src)
-    out = mux.mux(src, music_wav, tmp_path / "out.mp4")  # 6 s WAV padded to the 10 s clip
+    out = mux.mux(src, music_wav, tmp_path / "out.mp4")  # 6 s WAV padded to the 10.56 s clip
     v, a = _check_av(out, mux.media_duration(src, "video"))
     assert v["codec_name"] == "h264" and a["codec_name"] == "aac"
     assert _sha(src) == before
@@ -272,8 +276,8 @@ def test_mux_replace_copies_video(videos, music_wav, tmp_path):
     assert np.sqrt(np.mean(_decoded_audio(out)[: 8000 * 5] ** 2)) > 0.01
 
 
-def test_mux_mix_keeps_original_audio(videos, tmp_path):
-    src = videos / "bigbuckbunny.mp4"
+def test_mux_mix_keeps_original_audio(silent_clip, sample_clip, tmp_path):
+    src = sample_clip
     silent = render.write_wav(np.zeros((SR * 6, 2), np.float32), SR, tmp_path / "silence.wav")
     mixed = mux.mux(src, silent, tmp_path / "mixed.mp4", mode="mix")
     replaced = mux.mux(src, silent, tmp_path / "replaced.mp4", mode="replace")
@@ -284,27 +288,27 @@ def test_mux_mix_keeps_original_audio(videos, tmp_path):
     assert np.abs(_decoded_audio(replaced)).max() < 1e-3
 
 
-def test_mux_mix_without_audio_falls_back_to_music(videos, music_wav, tmp_path):
-    out = mux.mux(videos / "bikes.mp4", music_wav, tmp_path / "out.mp4", mode="mix")
-    _check_av(out, 10.0)
+def test_mux_mix_without_audio_falls_back_to_music(silent_clip, sample_clip, music_wav, tmp_path):
+    out = mux.mux(silent_clip, music_wav, tmp_path / "out.mp4", mode="mix")
+    _check_av(out, SILENT_S)
     assert np.sqrt(np.mean(_decoded_audio(out)[: 8000 * 5] ** 2)) > 0.01
 
 
-def test_mux_range(videos, music_wav, tmp_path):
-    src = videos / "bigbuckbunny.mp4"
+def test_mux_range(silent_clip, sample_clip, music_wav, tmp_path):
+    src = sample_clip
     out = mux.mux(src, music_wav, tmp_path / "cut.mp4", mode="mix", start_s=1.0, end_s=4.0)
     _check_av(out, 3.0)
 
 
-def test_mux_refuses_existing_output_and_bad_input(videos, music_wav, tmp_path):
-    src = videos / "bikes.mp4"
+def test_mux_refuses_existing_output_and_bad_input(silent_clip, sample_clip, music_wav, tmp_path):
+    src = silent_clip
     out = tmp_path / "out.mp4"
     out.write_bytes(b"user's file")
     with pytest.raises(InputError, match="exists"):
         mux.mux(src, music_wav, out)
     assert out.read_bytes() == b"user's file"
     mux.mux(src, music_wav, out, overwrite=True)
-    _check_av(out, 10.0)
+    _check_av(out, SILENT_S)
     with pytest.raises(InputError, match="overwrite an input"):
         mux.mux(src, music_wav, src, overwrite=True)
     with pytest.raises(InputError, match="range"):
@@ -315,36 +319,36 @@ def test_mux_refuses_existing_output_and_bad_input(videos, music_wav, tmp_path):
         mux.mux(src, tmp_path / "no_such.wav", tmp_path / "m.mp4")
 
 
-def test_mux_ffmpeg_error_is_render_error_without_partial_output(videos, tmp_path):
+def test_mux_ffmpeg_error_is_render_error_without_partial_output(silent_clip, sample_clip, tmp_path):
     fake = tmp_path / "fake.wav"
     fake.write_text("this is not audio")
     with pytest.raises(RenderError, match="ffmpeg.* failed: .+"):
-        mux.mux(videos / "bikes.mp4", fake, tmp_path / "out.mp4")
+        mux.mux(silent_clip, fake, tmp_path / "out.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.wav"]
 
 
-def test_mux_unwritable_folder(videos, music_wav, tmp_path):
+def test_mux_unwritable_folder(silent_clip, sample_clip, music_wav, tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o555)
     if os.access(locked, os.W_OK):
         pytest.skip("running as root: folder permissions are not enforced")
     with pytest.raises(InputError, match="not writable"):
-        mux.mux(videos / "bikes.mp4", music_wav, locked / "out.mp4")
+        mux.mux(silent_clip, music_wav, locked / "out.mp4")
 
 
-def test_mux_without_ffprobe_or_system_ffmpeg(videos, music_wav, tmp_path, monkeypatch):
+def test_mux_without_ffprobe_or_system_ffmpeg(silent_clip, sample_clip, music_wav, tmp_path, monkeypatch):
     """Without ffprobe, ``ffmpeg -i`` is parsed; without ffmpeg on PATH, imageio-ffmpeg's is used."""
     only_ffmpeg = tmp_path / "bin"
     only_ffmpeg.mkdir()
     (only_ffmpeg / "ffmpeg").symlink_to(shutil.which("ffmpeg"))
     with monkeypatch.context() as m:
         m.setenv("PATH", str(only_ffmpeg))
-        assert mux.media_duration(videos / "bikes.mp4") == pytest.approx(10.0)
-        no_probe = mux.mux(videos / "bikes.mp4", music_wav, tmp_path / "a.mp4")
+        assert mux.media_duration(silent_clip) == pytest.approx(SILENT_S)
+        no_probe = mux.mux(silent_clip, music_wav, tmp_path / "a.mp4")
         m.setenv("PATH", str(tmp_path / "empty"))
-        no_tools = mux.mux(videos / "bikes.mp4", music_wav, tmp_path / "b.mp4", start_s=2.0,
+        no_tools = mux.mux(silent_clip, music_wav, tmp_path / "b.mp4", start_s=2.0,
                               end_s=6.0)
-    _check_av(no_probe, 10.0)
+    _check_av(no_probe, SILENT_S)
     _check_av(no_tools, 4.0)
 
 

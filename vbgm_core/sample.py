@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .errors import Cancelled, InputError
+from .errors import Cancelled
 from .options import Sampling
 from .music.harmony import HarmonyPlan
 from .music.instruments import GROUP_ID, GROUPS
@@ -116,23 +116,18 @@ class ControlledSampler:
 
     def __init__(self, model, genre, instruments, control=0.7, seed=0, sampling=None, timing=True,
                  pitch_range=None, harmony="auto", min_density=MIN_DENSITY):
-        if not 0.0 <= control <= 1.0:
-            raise InputError(f"control degree {control} is outside [0, 1]")
-        unknown = [i for i in instruments if i not in GROUPS]
-        if unknown or not instruments:
-            raise InputError(f"unknown instrument(s) {unknown or '(none given)'}; "
-                             f"choose from {', '.join(GROUPS)}")
+        # Users' values are checked once, in options.ScoreOptions; here only the contract.
+        assert 0.0 <= control <= 1.0, control
+        assert instruments and set(instruments) <= set(GROUPS), instruments
+        assert 0 <= min_density <= TICKS_PER_BAR, min_density
+        assert harmony is None or harmony == "auto" or isinstance(harmony, HarmonyPlan), harmony
         self.model = model
         self.group_ids = sorted(GROUP_ID[i] for i in instruments)
         self.control = control
         self.rng = np.random.default_rng(seed)
         self.seed = seed
-        if not (harmony is None or harmony == "auto" or isinstance(harmony, HarmonyPlan)):
-            raise InputError(f"harmony must be a HarmonyPlan, 'auto' or None, not {harmony!r}")
         self.harmony = harmony
         self.plan = None
-        if not 0 <= min_density <= TICKS_PER_BAR:
-            raise InputError(f"min_density {min_density} is outside 0..{TICKS_PER_BAR}")
         self.min_density = int(min_density)
         self.sampling = sampling or Sampling()
         self.timing = timing

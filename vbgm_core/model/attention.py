@@ -8,7 +8,10 @@ With the feature map phi(x) = elu(x) + 1, token i attends as
 - Training (parallel over the sequence): chunked in plain PyTorch (exact quadratic attention
   inside a chunk, the running state S between chunks), or pytorch-fast-transformers'
   ``causal_dot_product`` kernel when ``backend="fast"``.
-- Generation: :meth:`CausalLinearAttention.step` updates (S, z) for one token, O(1) per token.
+- Generation: :meth:`CausalLinearAttention.step` updates (S, z) for one token, O(1) per token
+  (the reference); :func:`fused_step` is the same maths in fewer, larger ops, on the weights
+  of :meth:`CausalLinearAttention.fused_step_weights` (derived, never saved), used by
+  ``CMT.start``/``CMT.step``.
 """
 
 import torch
@@ -53,6 +56,51 @@ def chunked_causal_product(q, k, v, chunk_size):
     num = torch.einsum("bhncd,bhndm->bhncm", scores, v) + torch.einsum("bhnce,bhnem->bhncm", q, kv)
     den = scores.sum(-1) + torch.einsum("bhnce,bhne->bhnc", q, ksum)
     return num.reshape(B, H, -1, M)[:, :, :L], den.reshape(B, H, -1)[:, :, :L]
+
+
+class FusedStepState:
+    """Recurrent state of one layer for :func:`fused_step`, with the step's buffers.
+
+    ``s [B, H, E, M+1]`` holds S with the normaliser z as its last column. The buffers and
+    their views are made once per piece, so a step allocates nothing and reshapes nothing.
+    ``y [B, D+1]`` receives the heads' outputs; its last column stays 1, the row of the output
+    projection's bias in :meth:`CausalLinearAttention.fused_step_weights`.
+    """
+
+    def __init__(self, batch, n_heads, d_model, device=None):
+        H, E = n_heads, d_model // n_heads
+        self.s = torch.zeros(batch, H, E, E + 1, device=device)
+        self.qkv = torch.empty(batch, 2 * d_model + H * (E + 1), device=device)
+        self.qk = self.qkv[:, :2 * d_model]
+        self.q = self.qkv[:, :d_model].view(batch, H, 1, E)
+        self.k = self.qkv[:, d_model:2 * d_model].view(batch, H, E, 1)
+        self.v = self.qkv[:, 2 * d_model:].view(batch, H, 1, E + 1)
+        self.o = torch.empty(batch, H, 1, E + 1, device=device)
+        self.num, self.den = self.o[..., :E], self.o[..., E:]
+        self.y = torch.ones(batch, d_model + 1, device=device)
+        self.y_heads = self.y[:, :d_model].view(batch, H, 1, E)
+
+
+def fused_step(x, weights, st):
+    """Recurrent step of causal linear attention (the maths of
+    :meth:`CausalLinearAttention.step` in 7 tensor ops instead of ~25).
+
+    Args:
+        x: ``[B, D]``, the token's (normalised) input.
+        weights: from :meth:`CausalLinearAttention.fused_step_weights`.
+        st: the layer's :class:`FusedStepState`, updated in place.
+
+    Returns:
+        ``st.y [B, D+1]``: the heads' outputs and a 1, for ``x.addmm_(st.y, w_out)``.
+    """
+    w_qkv, b_qkv, _, eps = weights
+    torch.addmm(b_qkv, x, w_qkv, out=st.qkv)        # q, k, then per head v and a 1
+    F.elu_(st.qk)
+    st.qk.add_(1.0)                                 # phi(q), phi(k)
+    st.s.addcmul_(st.k, st.v)                       # S += phi(k) [v, 1]^T; last column: z
+    torch.matmul(st.q, st.s, out=st.o)              # [phi(q).S, phi(q).z]
+    torch.div(st.num, st.den.add_(eps), out=st.y_heads)
+    return st.y
 
 
 def fast_causal_product(q, k, v):
@@ -105,8 +153,28 @@ class CausalLinearAttention(nn.Module):
             y = num / (den.unsqueeze(-1) + self.eps)
         return self.out(y.transpose(1, 2).flatten(-2).to(x.dtype))
 
+    def fused_step_weights(self):
+        """The weights rearranged for :func:`fused_step` (a derived copy: training never
+        sees it).
+
+        Returns:
+            (w_qkv ``[D, 2D + H(M+1)]``, b_qkv, w_out ``[D+1, D]``, eps): the q, k, v projection
+            transposed for ``addmm``, q and k as in ``qkv``, then for each head its v rows and
+            a row of zeros with bias 1, whose output (exactly 1) makes the state's last column
+            accumulate the normaliser z; the output projection transposed, its bias as the last
+            row.
+        """
+        w, b = self.qkv.weight.detach(), self.qkv.bias.detach()
+        D = w.shape[1]
+        H, M = self.n_heads, D // self.n_heads
+        wv = torch.cat((w[2 * D:].reshape(H, M, D), w.new_zeros(H, 1, D)), 1).reshape(-1, D)
+        bv = torch.cat((b[2 * D:].reshape(H, M), b.new_ones(H, 1)), 1).reshape(-1)
+        w_out = torch.cat((self.out.weight.detach().t(), self.out.bias.detach()[None]))
+        return (torch.cat((w[:2 * D], wv)).t().contiguous(), torch.cat((b[:2 * D], bv)),
+                w_out.contiguous(), self.eps)
+
     def step(self, x, state):
-        """Recurrent form for one token.
+        """Recurrent form for one token (the reference; generation runs :func:`fused_step`).
 
         Args:
             x: ``[B, D]``, the token's input.
