@@ -81,7 +81,8 @@ def test_score_job_streams_progress_and_writes_the_segment(tmp_path, vbgm, clip)
     wav, midi = tmp_path / "s.wav", tmp_path / "s.mid"
     genre = job.list_names(vbgm, "genres")[0]
     argv = job.score_command(vbgm, edit_list(tmp_path / "e.json", clip, 1.0, 3.0), wav, midi,
-                             genre=genre, seed=3)
+                             genre=genre, seed=3, key="A", mode="minor", loudness=-20)
+    assert argv[-2] == "--"   # the input comes last, after "--": a name may start with "-"
     events = []
     sj = job.ScoreJob(argv, outputs=(wav, midi)).start()
     assert sj.wait(timeout=600, on_event=events.append) == "done", sj.message
@@ -92,6 +93,9 @@ def test_score_job_streams_progress_and_writes_the_segment(tmp_path, vbgm, clip)
     order = [list(sj.stages).index(s) for s in stages]
     assert order == sorted(order)
     assert events[-1]["event"] == "done" and sj.progress == 1.0 and sj.returncode == 0
+    report = events[-1]["report"]
+    assert (report["harmony"]["key"], report["harmony"]["mode"]) == ("A", "minor")
+    assert report["options"]["loudness"] == -20
     assert wav_duration_s(wav) == pytest.approx(2.0, abs=0.05)
     assert midi.read_bytes()[:4] == b"MThd"
 

@@ -67,7 +67,8 @@ def list_names(executable, what, timeout=120):
 
 
 def score_command(executable, edit, wav, midi, *, genre=None, instruments=(), control=0.7,
-                  tempo=None, seed=0, duck_depth_db=None):
+                  tempo=None, seed=0, key="auto", mode="auto", loudness=-14.0,
+                  duck_depth_db=None):
     """The `vbgm score` argument list (docs/DESIGN.md, CLI) for an edit list.
 
     Args:
@@ -79,6 +80,8 @@ def score_command(executable, edit, wav, midi, *, genre=None, instruments=(), co
         control: control degree C in [0, 1].
         tempo: BPM, or None for automatic.
         seed: random seed.
+        key, mode: the piece's key ("auto" or a pitch class) and mode ("auto", major, minor).
+        loudness: integrated loudness of the music, LUFS.
         duck_depth_db: None, or duck the music by this much (dB, <= 0) under the edit's
             speech: `--mix duck`, and the "done" event's report then carries the music's
             level as ``gain_db`` (see :func:`gain_points`). The WAV stays the music itself.
@@ -88,7 +91,8 @@ def score_command(executable, edit, wav, midi, *, genre=None, instruments=(), co
     """
     argv = [str(executable), "score", "--wav", str(wav), "--midi", str(midi),
             "--control", f"{control:g}", "--tempo", "auto" if tempo is None else f"{tempo:g}",
-            "--seed", str(int(seed)), "--progress", "jsonl"]
+            "--seed", str(int(seed)), "--key", key, "--mode", mode,
+            "--loudness", f"{loudness:g}", "--progress", "jsonl"]
     if genre:
         argv += ["--genre", genre]
     if instruments:

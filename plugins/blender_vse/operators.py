@@ -65,6 +65,7 @@ class VBGM_OT_generate_score(Operator):
                 executable, edit, wav, midi, genre=genre, instruments=sorted(settings.instruments),
                 control=settings.control,
                 tempo=settings.tempo_bpm if settings.tempo_mode == "BPM" else None, seed=settings.seed,
+                key=settings.key, mode=settings.mode, loudness=settings.loudness,
                 duck_depth_db=settings.duck_depth_db if settings.mix == "DUCK" else None)
             self._job = job.ScoreJob(argv, outputs=(wav, midi, edit))  # removes them on failure
             plan.write(edit)

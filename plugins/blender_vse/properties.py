@@ -77,7 +77,17 @@ class VBGM_PG_settings(PropertyGroup):
         ("AUTO", "Auto", "Tempo from the video's visual beats"),
         ("BPM", "BPM", "A fixed tempo")])
     tempo_bpm: FloatProperty(name="BPM", default=120.0, min=30.0, max=300.0, description="Fixed tempo")
-    seed: IntProperty(name="Seed", default=0, min=0, description="Same seed and settings = same music")
+    seed: IntProperty(name="Seed", default=0, description="Same seed and settings = same music")
+    key: EnumProperty(name="Key", default="auto", items=[
+        ("auto", "Auto", "Drawn from the genre's songs and the seed")] + [
+        (k, k, f"{k} as the tonic") for k in
+        ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")])
+    mode: EnumProperty(name="Mode", default="auto", items=[
+        ("auto", "Auto", "Major or minor, drawn from the genre's songs and the seed"),
+        ("major", "Major", ""), ("minor", "Minor", "")])
+    loudness: FloatProperty(name="Loudness (LUFS)", default=-14.0, min=-70.0, max=-5.0,
+                            description="Integrated loudness of the music (-14 web video, "
+                            "-23 broadcast)")
     source: EnumProperty(name="Score", default="SELECTED", items=[
         ("SELECTED", "Selected Strips", "The selected movie and meta strips as one piece, from the "
          "first one's start to the last one's end"),

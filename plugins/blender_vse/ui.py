@@ -39,6 +39,10 @@ class VBGM_PT_score(Panel):
         if settings.tempo_mode == "BPM":
             layout.prop(settings, "tempo_bpm")
         layout.prop(settings, "seed")
+        row = layout.row(align=True)
+        row.prop(settings, "key")
+        row.prop(settings, "mode", text="")
+        layout.prop(settings, "loudness")
 
         col = layout.column(heading="Sound")
         col.prop(settings, "mix")
