@@ -12,6 +12,7 @@ import pytest
 from vbgm_core.errors import InputError
 from vbgm_core.video import VideoRhythm, analyze_frames, analyze_video
 from vbgm_core.video import mapping
+from vbgm_core.video.frames import iter_frames
 
 FPS = 25
 W, H = 320, 180
@@ -129,12 +130,8 @@ def test_portrait_clip_and_json_round_trip(tmp_path):
 def test_analyze_frames_matches_analyze_video(tmp_path):
     xs = [20 + 150 * abs(math.sin(i / 10)) for i in range(60)]
     clip = _write(tmp_path / "m.avi", _moving_square(xs))
-    cap, frames = cv2.VideoCapture(str(clip)), []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append((cap.get(cv2.CAP_PROP_POS_MSEC) / 1000, cv2.cvtColor(f, cv2.COLOR_BGR2RGB)))
+    # the frames analyze_video decodes (ffmpeg at the analysis size), handed over as RGB
+    frames = [(t, cv2.cvtColor(f, cv2.COLOR_BGR2RGB)) for t, f in iter_frames(clip)]
     seen = []
     rf = analyze_frames(iter(frames), 60 / FPS, progress=seen.append)
     rv = analyze_video(clip)
@@ -245,3 +242,50 @@ def test_music_stats_file_drives_the_mapping(tmp_path):
     path.write_text(json.dumps({"density_hist": [1, 2]}))
     with pytest.raises(ModelLoadError, match="music_stats.json"):
         mapping.music_stats(path)
+
+
+def test_a_range_gives_the_same_frames_as_the_whole_file(videos):
+    # ffmpeg seeks before the range and the frames before it are dropped by their time
+    # stamps: the same frames (times and pixels) as decoding from the start, none missing.
+    path = videos / "bikes.mp4"
+    whole = [(t, f) for t, f in iter_frames(path) if 2.37 - 1e-6 <= t < 6.1 - 1e-6]
+    part = list(iter_frames(path, start=2.37, end=6.1))
+    assert [t + 2.37 for t, _ in part] == pytest.approx([t for t, _ in whole], abs=1e-9)
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(part, whole))
+
+
+def test_rotated_clip_is_analysed_upright(tmp_path):
+    # 320x180 coded, a display matrix of 90 degrees: played (and analysed) as 180x320.
+    import imageio_ffmpeg  # its ffmpeg writes display matrices (-display_rotation, ffmpeg 7+)
+
+    flat = _write(tmp_path / "flat.avi", _moving_square([10 + 3 * i for i in range(30)]))
+    rotated = tmp_path / "rotated.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-display_rotation", "90",
+                    "-i", str(flat), "-c:v", "mpeg4", "-q:v", "3", str(rotated)], check=True)
+    r = analyze_video(rotated)
+    assert r.settings["analysis_size"] == [180, 320]
+    assert len(r.motion) == 30
+
+
+def test_without_ffprobe_the_banner_is_enough(tmp_path, monkeypatch):
+    # imageio-ffmpeg ships ffmpeg only: size, start and duration then come from ffmpeg -i.
+    clip = _write(tmp_path / "m.avi", _moving_square([20 + 4 * i for i in range(40)]))
+    with_probe = analyze_video(clip)
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "ffprobe"
+                        else real_which(name))
+    without = analyze_video(clip)
+    assert without.motion == with_probe.motion and without.bars == with_probe.bars
+    assert without.duration_s == pytest.approx(with_probe.duration_s, abs=1e-6)
+
+
+def test_decoding_stops_when_the_consumer_does(videos):
+    # Leaving the loop early ends ffmpeg and the reader thread (no process or thread left).
+    import threading
+
+    before = {t.name for t in threading.enumerate()}
+    stream = iter_frames(videos / "talking.mp4")
+    for _ in range(3):
+        next(stream)
+    stream.close()
+    assert "vbgm-decode" not in {t.name for t in threading.enumerate()} - before

@@ -33,9 +33,10 @@ PHRASE_BARS = 4
 _KK = {"major": (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88),
        "minor": (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)}
 
-# The prior, in logits (natural log units). Measured trade-offs in docs/MUSIC.md: -3 takes the
-# out-of-scale share from 10.6% to about 2%, with pitch-class entropy kept near real songs'.
-OUT_OF_KEY = -3.0
+# The prior, in logits (natural log units). Measured trade-off (docs/MUSIC.md, 10 pieces): no
+# prior 7.8% out of scale, entropy 2.47; -3: 0.4%, 2.0 (a few notes: 23% under real songs');
+# -2: 1.7%, 2.31 (9% under real songs' 2.54): in key, with the melodic range kept.
+OUT_OF_KEY = -2.0
 CHORD_TONE_STRONG = 1.2   # on a beat (tick % 4 == 0)
 CHORD_TONE_WEAK = 0.3     # between beats: passing notes stay likely
 BASS_ROOT = 1.5           # extra for the bass on the chord's root

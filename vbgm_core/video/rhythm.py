@@ -340,7 +340,7 @@ def analyze_video(path, tempo=None, start=None, end=None, progress=None, *,
     if info.duration_s is not None:
         expected = (min(float(end), info.duration_s) if end is not None else info.duration_s) \
             - start
-    stream = frames_mod.iter_frames(path, short_side, start, end)
+    stream = frames_mod.iter_frames(path, short_side, start, end, info=info)
     return _analyze(stream, None, tempo, progress, short_side=short_side, name=str(path),
                     # the duration of record (ffprobe's) caps the frames' own end
                     span_s=expected if expected is not None else
