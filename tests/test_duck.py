@@ -13,7 +13,7 @@ from vbgm_core.duck import (DEFAULT_ORIGINAL_GAIN_DB, GainCurve, check_mix, db_t
                             duck_curve, gain_to_db, mux_mixed, plot_gain, prepare_mix,
                             report_fields)
 from vbgm_core.errors import InputError
-from vbgm_core.mux import _ffmpeg
+from vbgm_core.mux import ffmpeg_executable
 from vbgm_core.speech import segments_iou
 
 matplotlib.use("Agg")
@@ -98,7 +98,7 @@ def test_plot_gain_draws_the_speech_and_the_curve(tmp_path):
 
 
 def decode(path):
-    raw = subprocess.run([_ffmpeg(), "-nostdin", "-loglevel", "error", "-i", str(path), "-vn",
+    raw = subprocess.run([ffmpeg_executable(), "-nostdin", "-loglevel", "error", "-i", str(path), "-vn",
                           "-ac", "2", "-ar", str(RATE), "-f", "f32le", "-"],
                          capture_output=True, check=True).stdout
     return np.frombuffer(raw, "<f4").reshape(-1, 2)

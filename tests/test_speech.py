@@ -9,7 +9,7 @@ import torch
 from conftest import SHARED
 
 from vbgm_core.errors import InputError
-from vbgm_core.mux import _ffmpeg
+from vbgm_core.mux import ffmpeg_executable
 from vbgm_core.speech import detect_speech, detect_speech_samples, segments_iou
 
 
@@ -24,7 +24,7 @@ def talking():
 
 def decode(path, rate=44100):
     """A file's audio as float32 [n, 2] at ``rate``, decoded by ffmpeg."""
-    raw = subprocess.run([_ffmpeg(), "-nostdin", "-loglevel", "error", "-i", str(path), "-vn",
+    raw = subprocess.run([ffmpeg_executable(), "-nostdin", "-loglevel", "error", "-i", str(path), "-vn",
                           "-ac", "2", "-ar", str(rate), "-f", "f32le", "-"],
                          capture_output=True, check=True).stdout
     return np.frombuffer(raw, "<f4").reshape(-1, 2)

@@ -24,7 +24,7 @@ def media_url(path):
     return "file:" + os.path.abspath(path)
 
 
-def _ffmpeg():
+def ffmpeg_executable():
     exe = shutil.which("ffmpeg")
     if exe:
         return exe
@@ -83,7 +83,7 @@ def _probe(path):
                     info["fps"] = float(num) / float(den) if float(den or 0) else None
                     info["start"] = float(s.get("start_time") or 0.0)
     else:  # parse the banner that `ffmpeg -i` prints (it exits 1: no output file)
-        out = subprocess.run([_ffmpeg(), "-hide_banner", "-i", media_url(path)],
+        out = subprocess.run([ffmpeg_executable(), "-hide_banner", "-i", media_url(path)],
                              capture_output=True, text=True, errors="replace").stderr
         m = re.search(r"Duration: ([\d:.]+)", out)
         info["duration"] = _seconds(m.group(1)) if m else None
@@ -123,7 +123,7 @@ def _keyframe_at(video, t, info):
 
 
 def _mux_command(video, wav, out, mix, start, duration, copy, original_gain, music_gain):
-    cmd = [_ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+    cmd = [ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
     cmd += ["-ss", f"{start:.6f}"] if start else []
     cmd += ["-i", media_url(video), "-i", media_url(wav)]
     # apad + the output's -t make the audio exactly as long as the video, whatever the WAV's length.

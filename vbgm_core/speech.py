@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .errors import InputError, RenderError
-from .mux import _ffmpeg, media_duration
+from .mux import ffmpeg_executable, media_duration
 
 VAD_RATE = 16000
 # Silero's window at 16 kHz; less audio than one window holds no speech it can find.
@@ -43,7 +43,7 @@ def _vad():
 
 def _ffmpeg_to_vad_rate(args, what, stdin=None):
     """Run ffmpeg with ``args`` (inputs and filters) writing 16 kHz mono f32 to stdout."""
-    cmd = [_ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", *args,
+    cmd = [ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error", *args,
            "-vn", "-ac", "1", "-ar", str(VAD_RATE), "-f", "f32le", "-"]
     proc = subprocess.run([str(c) for c in cmd], input=stdin, capture_output=True)
     if proc.returncode != 0:

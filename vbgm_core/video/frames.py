@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, RenderError
-from ..mux import _ffmpeg, media_duration, media_url
+from ..mux import ffmpeg_executable, media_duration, media_url
 
 # Analysis resolution: short side in pixels (METHOD.md uses 360; 180 is 4x cheaper and the flow
 # is normalised by the short side, so speeds do not depend on this choice).
@@ -122,7 +122,7 @@ def _stream_facts(path):
             start_s, start_pts = 0.0, None
         return int(s.get("width") or 0), int(s.get("height") or 0), fps, start_s, \
             None if start_pts is None else int(start_pts)
-    banner = subprocess.run([_ffmpeg(), "-hide_banner", "-nostdin", "-i", media_url(path)],
+    banner = subprocess.run([ffmpeg_executable(), "-hide_banner", "-nostdin", "-i", media_url(path)],
                             capture_output=True, text=True, errors="replace").stderr
     video = [ln for ln in banner.splitlines()
              if re.search(r"Stream #.*: Video:", ln) and "attached pic" not in ln]
@@ -164,7 +164,7 @@ def _command(path, info, size, start, passthrough):
     w, h = size
     scale = (f"scale=w='if(eq(iw,{info.width}),{w},{h})':h='if(eq(iw,{info.width}),{h},{w})'"
              f":flags={_SCALE_FLAGS}")
-    cmd = [_ffmpeg(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", "-copyts"]
+    cmd = [ffmpeg_executable(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", "-copyts"]
     if start > _SEEK_MARGIN_S:
         # -ss counts from the file's start (<= the stream's): this lands at or before the frame
         cmd += ["-ss", f"{start - _SEEK_MARGIN_S:.6f}"]
