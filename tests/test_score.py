@@ -60,10 +60,16 @@ def test_full_control_follows_the_video(sample_clip, tiny_model, rhythm):
 
 
 def test_no_control_leaves_the_densities_free(sample_clip, tiny_model, rhythm):
-    targets = [b.density for b in rhythm.bars]
-    free = [bar_densities(score_video(sample_clip, model=tiny_model, control=0.0, rhythm=rhythm,
-                                      seed=s, render=False).tokens).tolist() for s in range(3)]
-    assert any(d != targets for d in free)
+    """C = 1 plays every bar's (floored) target density; C = 0 leaves them to the model."""
+    def densities(control, seed):
+        result = score_video(sample_clip, model=tiny_model, control=control, rhythm=rhythm,
+                             seed=seed, render=False)
+        return bar_densities(result.tokens).tolist(), [b.density for b in result.rhythm.bars]
+    for seed in range(3):
+        played, targets = densities(1.0, seed)
+        assert played == [max(t, k) for t, k in zip(targets, played)]   # visual beats may add
+    misses = sum(p != t for s in range(3) for p, t in zip(*densities(0.0, s)))
+    assert misses >= rhythm.n_bars   # on average a bar per piece, at least
 
 
 def test_same_seed_same_bytes_other_seed_other_music(sample_clip, tiny_model, rhythm, tmp_path):
