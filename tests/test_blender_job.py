@@ -70,6 +70,20 @@ def test_duck_command_and_its_gain_curve():
         job.gain_points({"event": "done", "report": {}})
 
 
+def test_reroll_command_and_its_kept_time():
+    argv = job.score_command("vbgm", "e.json", "m2.wav", "m2.mid", seed=5,
+                             continue_from="/s/m_take1.mid", keep_until=2.2)
+    assert argv[argv.index("--continue-from") + 1] == "/s/m_take1.mid"
+    assert float(argv[argv.index("--keep-until") + 1]) == pytest.approx(2.2)
+    assert argv[-2:] == ["--", "e.json"]
+    assert "--continue-from" not in job.score_command("vbgm", "e.json", "m.wav", "m.mid")
+    with pytest.raises(ValueError, match="both"):
+        job.score_command("vbgm", "e.json", "m.wav", "m.mid", continue_from="m.mid")
+    assert job.kept_s({"report": {"continued_from": {"take": "m.mid", "kept_s": 2.5}}}) == 2.5
+    assert job.kept_s({"report": {}}) is None
+    assert job.take_stem("/s/bikes_rock_take12.mid") == "bikes_rock"
+
+
 def test_model_lists_genres_and_instruments(vbgm):
     genres = job.list_names(vbgm, "genres")
     instruments = job.list_names(vbgm, "instruments")

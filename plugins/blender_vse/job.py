@@ -68,7 +68,7 @@ def list_names(executable, what, timeout=120):
 
 def score_command(executable, edit, wav, midi, *, genre=None, instruments=(), control=0.7,
                   tempo=None, seed=0, key="auto", mode="auto", loudness=-14.0,
-                  duck_depth_db=None):
+                  duck_depth_db=None, continue_from=None, keep_until=None):
     """The `vbgm score` argument list (docs/DESIGN.md, CLI) for an edit list.
 
     Args:
@@ -85,10 +85,16 @@ def score_command(executable, edit, wav, midi, *, genre=None, instruments=(), co
         duck_depth_db: None, or duck the music by this much (dB, <= 0) under the edit's
             speech: `--mix duck`, and the "done" event's report then carries the music's
             level as ``gain_db`` (see :func:`gain_points`). The WAV stays the music itself.
+        continue_from, keep_until: re-roll: a previous take's MIDI and the seconds (from the
+            scored span's start) to keep it until; the core keeps its notes up to the first
+            bar line at or after ``keep_until`` bit for bit and composes the rest with
+            ``seed``. The take's tempo, key and mode carry over. Both or neither.
 
     Returns:
         list of str.
     """
+    if (continue_from is None) != (keep_until is None):
+        raise ValueError("a re-roll needs both continue_from and keep_until")
     argv = [str(executable), "score", "--wav", str(wav), "--midi", str(midi),
             "--control", f"{control:g}", "--tempo", "auto" if tempo is None else f"{tempo:g}",
             "--seed", str(int(seed)), "--key", key, "--mode", mode,
@@ -99,6 +105,9 @@ def score_command(executable, edit, wav, midi, *, genre=None, instruments=(), co
         argv += ["--instruments", ",".join(instruments)]
     if duck_depth_db is not None:
         argv += ["--mix", "duck", "--duck-depth", f"{duck_depth_db:g}"]
+    if continue_from is not None:
+        # repr: every digit, so that a playhead on a bar line does not round past it
+        argv += ["--continue-from", str(continue_from), "--keep-until", repr(float(keep_until))]
     return argv + ["--", str(edit)]   # "--": a file name that starts with "-" is not an option
 
 
@@ -112,6 +121,18 @@ def gain_points(done):
     if not points:
         raise JobError("vbgm score reported no gain curve (gain_db): update vbgm for ducking")
     return [(float(t), float(db)) for t, db in points]
+
+
+def kept_s(done):
+    """Where a re-roll's new music starts (seconds from the span's start), from its "done"
+    event; None when the report does not say."""
+    kept = ((done or {}).get("report") or {}).get("continued_from") or {}
+    return float(kept["kept_s"]) if "kept_s" in kept else None
+
+
+def take_stem(path):
+    """The stem shared by a take's files: ``bikes_rock`` for ``…/bikes_rock_take3.mid``."""
+    return re.sub(r"_take\d+$", "", Path(path).stem)
 
 
 def take_paths(folder, stem):

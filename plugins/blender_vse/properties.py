@@ -112,6 +112,18 @@ class VBGM_PG_settings(PropertyGroup):
                                     "(relative to its level before vbgm changed it)")
 
 
+def take_options(settings):
+    """What a take is made with, from the panel: :func:`job.score_command`'s keyword arguments
+    (all but the paths and the seed) and ``music_gain_db``. JSON-ready: a take keeps them
+    (custom property ``vbgm_options``) so that a re-roll asks the model the same."""
+    return {"genre": None if settings.genre == "DEFAULT" else settings.genre,
+            "instruments": sorted(settings.instruments), "control": settings.control,
+            "tempo": settings.tempo_bpm if settings.tempo_mode == "BPM" else None,
+            "key": settings.key, "mode": settings.mode, "loudness": settings.loudness,
+            "duck_depth_db": settings.duck_depth_db if settings.mix == "DUCK" else None,
+            "music_gain_db": settings.music_gain_db}
+
+
 class VBGM_PG_job(PropertyGroup):
     """What the panel shows while a score is being generated."""
 

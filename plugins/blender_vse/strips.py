@@ -88,31 +88,104 @@ def add_score_strip(scene, plan, wav, name, extra=None):
     Returns:
         The new sound strip.
     """
-    editor = scene.sequence_editor
     channel = free_channel(scene, plan.frame_start, plan.frame_end, plan.channel)
+    sound = _new_take(scene, plan.key, wav, name, channel, plan.frame_start, extra)
+    # The WAV lasts the span to the sample; Blender rounds it to whole frames, possibly one
+    # more than the span: never let the strip run past it.
+    sound.frame_final_duration = min(plan.n_frames, sound.frame_duration)
+    return sound
+
+
+def add_take_like(scene, old, wav, name, extra=None):
+    """Insert ``wav`` (a re-roll of the take ``old``: the same span, the same length) where
+    ``old`` plays: the same content start and handles, on the nearest free channel. ``old``
+    and the other takes of the same strips are muted.
+
+    Returns:
+        The new sound strip.
+    """
+    start, end = visible_frames(old)
+    channel = free_channel(scene, start, end, old.channel)
+    sound = _new_take(scene, old.get(SOURCE_KEY), wav, name, channel,
+                      int(round(old.frame_start)), extra)
+    old.mute = True   # a take vbgm did not record its source on is muted too
+    sound.frame_final_end = min(end, int(round(sound.frame_start + sound.frame_duration)))
+    sound.frame_final_start = start
+    return sound
+
+
+def _new_take(scene, key, wav, name, channel, frame_start, extra):
+    """A sound strip for ``wav`` whose content starts at ``frame_start``, recorded as a take of
+    ``key``; the earlier takes of ``key`` are muted."""
+    editor = scene.sequence_editor
     filepath = str(wav)
     if bpy.data.filepath:
         try:  # relative to the .blend, so the project folder can move
             filepath = bpy.path.relpath(filepath)
         except ValueError:  # another drive on Windows
             pass
-    for s in top_strips(editor):
-        if s.type == "SOUND" and s.get(SOURCE_KEY) == plan.key:
-            s.mute = True
-    sound = top_strips(editor).new_sound(name, filepath, channel, plan.frame_start)
-    # The WAV lasts the span to the sample; Blender rounds it to whole frames, possibly one
-    # more than the span: never let the strip run past it.
-    sound.frame_final_duration = min(plan.n_frames, sound.frame_duration)
-    sound[SOURCE_KEY] = plan.key
-    for key, value in (extra or {}).items():
-        sound[key] = value
+    if key is not None:
+        for s in top_strips(editor):
+            if s.type == "SOUND" and s.get(SOURCE_KEY) == key:
+                s.mute = True
+    sound = top_strips(editor).new_sound(name, filepath, channel, frame_start)
+    if key is not None:
+        sound[SOURCE_KEY] = key
+    for k, value in (extra or {}).items():
+        sound[k] = value
     return sound
+
+
+def is_take(strip):
+    """Whether ``strip`` is a score take vbgm made (a sound strip naming its MIDI and edit list)."""
+    return strip is not None and strip.type == "SOUND" and "vbgm_midi" in strip and "vbgm_edit" in strip
+
+
+def selected_take(scene):
+    """The take to re-roll: the active strip if it is a take, else the one selected take
+    (None when there is none, or several)."""
+    editor = scene.sequence_editor
+    if editor is None:
+        return None
+    if is_take(editor.active_strip):
+        return editor.active_strip
+    takes = [s for s in top_strips(editor) if s.select and is_take(s)]
+    return takes[0] if len(takes) == 1 else None
+
+
+def next_seed(scene, take, default):
+    """A seed no take of the same strips used: one more than the highest they recorded
+    (``vbgm_seed``), else ``default`` + 1."""
+    key = take.get(SOURCE_KEY)
+    seeds = [s["vbgm_seed"] for s in top_strips(scene.sequence_editor) if is_take(s)
+             and "vbgm_seed" in s and (s == take or (key is not None and s.get(SOURCE_KEY) == key))]
+    return (max(seeds) if seeds else default) + 1
+
+
+def playhead_in_take(scene, take):
+    """Seconds from the take's start (its music's first sample) to the playhead.
+
+    Raises:
+        StripError: the playhead is outside the take's visible frames, or at its first
+            sample (nothing before it to keep).
+    """
+    frame = scene.frame_current
+    start, end = visible_frames(take)
+    if not start <= frame < end:
+        raise StripError(f"The playhead (frame {frame}) is outside '{take.name}' (frames "
+                         f"{start}-{end - 1}): put it where the new music should start")
+    seconds = (frame - take.frame_start) / (scene.render.fps / scene.render.fps_base)
+    if seconds <= 0:
+        raise StripError(f"The playhead is at the start of '{take.name}', before its first bar: "
+                         "nothing to keep (Generate Score makes a new take)")
+    return seconds
 
 
 def set_music_level(scene, sound, points, fps):
     """The score strip's level: ``points`` ``[(t_s, dB), ...]`` from the strip's start.
 
-    One level sets ``volume``; a curve (ducking) becomes volume keyframes, linear, which is
+    One level sets ``volume``; a curve (ducking) becomes volume keyframes (times from the
+    strip's content start, the WAV's first sample), linear, which is
     how vbgm's gain curve moves between its breakpoints (vbgm_core/duck.py), so the strip
     plays what a muxed file would. The keyframes stay editable in the timeline.
     """
@@ -123,7 +196,7 @@ def set_music_level(scene, sound, points, fps):
     # Two breakpoints at one time (a zero-length ramp): the later one holds, as in the curve.
     for t, db in points:
         sound.volume = db_to_gain(db)
-        sound.keyframe_insert("volume", frame=sound.frame_final_start + t * fps)
+        sound.keyframe_insert("volume", frame=sound.frame_start + t * fps)
     path = sound.path_from_id("volume")
     for fcurve in _fcurves(scene):
         if fcurve.data_path == path:

@@ -64,6 +64,9 @@ class VBGM_PT_score(Panel):
             row.operator("vbgm.cancel_score", text="", icon="CANCEL")
         else:
             layout.operator("vbgm.generate_score", icon="PLAY_SOUND")
+            # Enabled when the active (or the one selected) strip is a take; keeps it up to
+            # the playhead and re-rolls the rest.
+            layout.operator("vbgm.reroll_score", icon="FILE_REFRESH")
 
     @staticmethod
     def _draw_source(context, box):
