@@ -6,8 +6,10 @@ ticks and tempo map, and FluidSynth renders the samples between consecutive even
 driver, no real-time clock), so the same MIDI always gives the same samples.
 """
 
+import contextlib
 import ctypes
 import importlib.util
+import io
 import os
 import re
 import wave
@@ -83,7 +85,10 @@ def find_soundfont(path=None):
 def _new_synth(soundfont, sample_rate):
     """A fresh FluidSynth with ``soundfont`` loaded: (module, synth, sfont id)."""
     try:
-        import fluidsynth
+        # pyfluidsynth prints where it found the library to stdout when $CI is set: our stdout
+        # may carry JSON lines (--progress jsonl) and stderr one-line errors, so it is dropped.
+        with contextlib.redirect_stdout(io.StringIO()):
+            import fluidsynth
     except (ImportError, OSError) as e:  # no pyfluidsynth, or no libfluidsynth behind it
         raise RenderError(_INSTALL_SYNTH) from e
     # Samples load lazily, per preset used: a fresh synth per render costs ~0.1 s, not ~1 s.
