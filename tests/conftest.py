@@ -115,3 +115,22 @@ def tiny_model(tmp_path_factory, tiny_dataset):
     root = tmp_path_factory.mktemp("tiny_model")
     result = train(write_tiny_config(root / "tiny.yaml"), tiny_dataset, root / "run", threads=1)
     return result.run_dir / "model.safetensors"
+
+
+@pytest.fixture(scope="module")
+def registered_addon():
+    """The Blender add-on registered in real bpy, its vbgm command set (the bpy venv only)."""
+    bpy = pytest.importorskip("bpy")
+    vbgm = vbgm_command()
+    sys.path.insert(0, str(ROOT / "plugins"))
+    import blender_vse
+
+    blender_vse.register()
+    entry = bpy.context.preferences.addons.new()
+    entry.module = "blender_vse"
+    entry.preferences.vbgm_path = vbgm
+    yield blender_vse
+    blender_vse.unregister()
+    bpy.context.preferences.addons.remove(entry)
+    sys.path.remove(str(ROOT / "plugins"))
+    assert not hasattr(bpy.types, "VBGM_OT_reroll_score")   # unregister removed the operators

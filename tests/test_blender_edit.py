@@ -16,7 +16,6 @@ the main venv's Python (`vbgm`'s interpreter) as the add-on itself runs them.
 
 import json
 import subprocess
-import sys
 import wave
 from pathlib import Path
 
@@ -50,19 +49,8 @@ def clips(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def addon():
-    vbgm = vbgm_command()
-    sys.path.insert(0, str(REPO / "plugins"))
-    import blender_vse
-
-    blender_vse.register()
-    entry = bpy.context.preferences.addons.new()
-    entry.module = "blender_vse"
-    entry.preferences.vbgm_path = vbgm
-    yield blender_vse
-    blender_vse.unregister()
-    bpy.context.preferences.addons.remove(entry)
-    sys.path.remove(str(REPO / "plugins"))
+def addon(registered_addon):
+    return registered_addon
 
 
 def new_scene(tmp_path):

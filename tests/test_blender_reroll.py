@@ -9,7 +9,6 @@ which has miditoolkit; the bpy venv has no MIDI reader).
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,20 +26,8 @@ BAR_S = 4 * 60.0 / BPM
 
 
 @pytest.fixture(scope="module")
-def addon():
-    vbgm = vbgm_command()
-    sys.path.insert(0, str(REPO / "plugins"))
-    import blender_vse
-
-    blender_vse.register()
-    entry = bpy.context.preferences.addons.new()
-    entry.module = "blender_vse"
-    entry.preferences.vbgm_path = vbgm
-    yield blender_vse
-    blender_vse.unregister()
-    bpy.context.preferences.addons.remove(entry)
-    sys.path.remove(str(REPO / "plugins"))
-    assert not hasattr(bpy.types, "VBGM_OT_reroll_score")
+def addon(registered_addon):
+    yield registered_addon
 
 
 @pytest.fixture
