@@ -55,7 +55,7 @@ def step_alone(model, piece, fused):
 
 def sampler(model, n_bars, fused):
     """(seconds, tokens) of the controlled sampler over n_bars bars."""
-    from vbgm_core.sample import ControlledSampler, Targets
+    from vbgm_core.music.sampler import ControlledSampler, Targets
 
     model.fused_generation = fused
     beats = {t: 2 for t in range(0, 16 * n_bars, 8)}

@@ -13,7 +13,7 @@ import time
 import torch
 
 from vbgm_core.model import CMT, load_config, masked_losses
-from vbgm_core.train import make_optimizer
+from vbgm_core.training.train import make_optimizer
 
 
 def random_batch(cfg, B, L, seed=0):

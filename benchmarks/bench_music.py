@@ -17,15 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from vbgm_core.data import TokenDataset
-from vbgm_core.metrics import evaluate
+from vbgm_core.audio.render import render_audio
+from vbgm_core.metrics.control import evaluate
+from vbgm_core.metrics.quality import audio_quality, midi_quality
 from vbgm_core.music.instruments import GROUPS
-from vbgm_core.music.quality import audio_quality, midi_quality
+from vbgm_core.music.sampler import ControlledSampler, Targets
 from vbgm_core.music.tokenizer import CPTokenizer
 from vbgm_core.options import ScoreOptions
-from vbgm_core.render import render_audio
-from vbgm_core.sample import ControlledSampler, Targets
 from vbgm_core.scorer import Scorer, clip_midi
+from vbgm_core.training.data import TokenDataset
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vbgm_core.data import MIDI_SUFFIXES, prepare
+from vbgm_core.training.data import MIDI_SUFFIXES, prepare
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "midi_genre"
 

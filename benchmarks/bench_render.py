@@ -8,7 +8,7 @@ from pathlib import Path
 import miditoolkit
 import numpy as np
 
-from vbgm_core import mux, render
+from vbgm_core.audio import mux, render
 
 SR = 44100
 SONG_S = 60.0

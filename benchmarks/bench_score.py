@@ -32,9 +32,9 @@ BUNDLED = REPO / "vbgm_core" / "assets" / "model.safetensors"
 
 def child(clip, model, out_dir, seed):
     """Score ``clip`` stage by stage in this process; print one JSON line."""
-    from vbgm_core.api import SAMPLE_RATE, Scorer, ScoreOptions
-    from vbgm_core.mux import mux
-    from vbgm_core.render import write_wav
+    from vbgm_core.api import SAMPLE_RATE, ScoreOptions, Scorer
+    from vbgm_core.audio.mux import mux
+    from vbgm_core.audio.render import write_wav
 
     t = {}
     t0 = time.perf_counter()

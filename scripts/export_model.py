@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from vbgm_core.data import TokenDataset
 from vbgm_core.model.checkpoint import load_model, save_model
+from vbgm_core.training.data import TokenDataset
 
 OUT = Path(__file__).resolve().parents[1] / "vbgm_core" / "assets" / "model.safetensors"
 

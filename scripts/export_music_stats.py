@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from vbgm_core.data import TokenDataset
 from vbgm_core.files import atomic_path
+from vbgm_core.training.data import TokenDataset
 
 OUT = Path(__file__).resolve().parents[1] / "vbgm_core" / "assets" / "music_stats.json"
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import miditoolkit
 import numpy as np
 
-from vbgm_core.data import TokenDataset
 from vbgm_core.files import atomic_path
 from vbgm_core.music.harmony import PHRASE_BARS, estimate_key, label_chord
 from vbgm_core.music.instruments import GROUP_ID, GROUPS, group_of
 from vbgm_core.music.tokenizer import BAR, BEAT_T, NOTE, TICKS_PER_BAR
+from vbgm_core.training.data import TokenDataset
 
 ASSETS = Path(__file__).resolve().parents[1] / "vbgm_core" / "assets"
 TOP_PROGRESSIONS = 32

@@ -30,11 +30,16 @@ from pathlib import Path
 
 import numpy as np
 
-from vbgm_core.data import TokenDataset
 from vbgm_core.files import atomic_path
-from vbgm_core.music.genre_features import FEATURE_NAMES, bar_window, excerpt_features, window_starts
+from vbgm_core.metrics.genre_features import (
+    FEATURE_NAMES,
+    bar_window,
+    excerpt_features,
+    window_starts,
+)
 from vbgm_core.music.instruments import groups_of
 from vbgm_core.music.tokenizer import BAR, BEAT_T, TYPE
+from vbgm_core.training.data import TokenDataset
 
 DEFAULT_SAVE = Path(__file__).resolve().parents[1] / "docs" / "genre_classifier.json"
 EXCERPT_BARS = 16
@@ -198,7 +203,8 @@ def generate_pieces(ds, model_path, n_pieces, n_bars, sampling, cache=None):
     once, so that an interrupted run resumes; the cache remembers the model file's hash and
     the settings, and refuses to mix pieces of different ones."""
     import torch
-    from vbgm_core.sample import ControlledSampler, Targets
+
+    from vbgm_core.music.sampler import ControlledSampler, Targets
     from vbgm_core.scorer import Scorer
     torch.set_num_threads(1)    # the machine is shared; one thread wastes less on contention
     scorer = Scorer.from_pretrained(model_path)
@@ -308,7 +314,7 @@ def main():
               f"{result['train']['balanced_accuracy']:.2f}); saved to {args.save}")
     generated = None
     if args.pieces > 0:
-        from vbgm_core.options import Sampling
+        from vbgm_core.music.sampling import Sampling
         sampling = Sampling.parse(args.sampling)
         genres, pieces = generate_pieces(ds, args.model, args.pieces, EXCERPT_BARS, sampling,
                                          args.pieces_file)

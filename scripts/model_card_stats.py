@@ -22,15 +22,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vbgm_core.scorer import Scorer
-from vbgm_core.data import TokenDataset
 from vbgm_core.files import atomic_path
-from vbgm_core.metrics import grid_notes, grooving_similarity, pitch_class_entropy
-from vbgm_core.music.instruments import groups_of
-from vbgm_core.music.tokenizer import BAR, TYPE, CPTokenizer
+from vbgm_core.metrics.grid import grid_notes
+from vbgm_core.metrics.musdr import grooving_similarity, pitch_class_entropy
 from vbgm_core.model.cmt import masked_losses
-from vbgm_core.sample import ControlledSampler, Sampling, Targets
-from vbgm_core.train import CropSampler, split_rows
+from vbgm_core.music.instruments import groups_of
+from vbgm_core.music.sampler import ControlledSampler, Sampling, Targets
+from vbgm_core.music.tokenizer import BAR, TYPE, CPTokenizer
+from vbgm_core.scorer import Scorer
+from vbgm_core.training.data import TokenDataset
+from vbgm_core.training.train import CropSampler, split_rows
 
 TK = CPTokenizer()
 

@@ -92,7 +92,7 @@ def tiny_dataset(tmp_path_factory):
     sibling ``midi``."""
     import shutil
 
-    from vbgm_core.data import prepare
+    from vbgm_core.training.data import prepare
 
     root = tmp_path_factory.mktemp("tiny_dataset")
     for genre, names in TINY_SONGS.items():
@@ -110,7 +110,7 @@ def tiny_model(tmp_path_factory, tiny_dataset):
     Its music is weak, but it is a real trained model of the real format: what the scoring
     pipeline, the plugins and `vbgm eval` are tested with, independently of the bundled model.
     """
-    from vbgm_core.train import train
+    from vbgm_core.training.train import train
 
     root = tmp_path_factory.mktemp("tiny_model")
     result = train(write_tiny_config(root / "tiny.yaml"), tiny_dataset, root / "run", threads=1)

@@ -3,12 +3,12 @@
 import numpy as np
 import torch
 
-from vbgm_core.augment import drop_controls, transpose
-from vbgm_core.data import prepare, TokenDataset
 from vbgm_core.music.instruments import GROUP_ID
-from vbgm_core.music.tokenizer import ATTRIBUTES, CPTokenizer, NOTE
-from vbgm_core.sample import PITCH_RANGE
-from vbgm_core.train import CropSampler
+from vbgm_core.music.sampler import PITCH_RANGE
+from vbgm_core.music.tokenizer import ATTRIBUTES, NOTE, CPTokenizer
+from vbgm_core.training.augment import drop_controls, transpose
+from vbgm_core.training.data import TokenDataset, prepare
+from vbgm_core.training.train import CropSampler
 
 PITCH, INST, TYPE = (ATTRIBUTES.index(a) for a in ("pitch", "instrument", "type"))
 

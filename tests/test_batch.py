@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import SAMPLE_CLIP, vbgm_command
-from vbgm_core.batch import clip_seed, plan_outputs
+
+from vbgm_core.batch.run import clip_seed, plan_outputs
 from vbgm_core.errors import InputError
 
 # Three different 3-second clips of the bundled sample (ffmpeg filters make them differ).

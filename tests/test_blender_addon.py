@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import vbgm_command, wav_duration_s
 
 bpy = pytest.importorskip("bpy", reason="bpy not installed: run with .venv-blender (scripts/setup_blender_venv.sh)")
@@ -46,7 +45,8 @@ def addon():
     sys.path.remove(str(REPO / "plugins"))
     # Unregistered cleanly: nothing of ours is left on Blender's types.
     assert not hasattr(bpy.types.Scene, "vbgm") and not hasattr(bpy.types.WindowManager, "vbgm_job")
-    for name in ("VBGM_PT_score", "VBGM_OT_generate_score", "VBGM_PG_settings", "VBGM_AP_preferences"):
+    for name in ("VBGM_PT_score", "VBGM_OT_generate_score", "VBGM_OT_add_bar_markers", "VBGM_PG_settings",
+                 "VBGM_AP_preferences"):
         assert not hasattr(bpy.types, name), name
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import vbgm_command, wav_duration_s
 
 pytest.importorskip("cv2", reason="the core is not installed here (run with the main .venv)")
@@ -146,8 +145,7 @@ def test_edit_speech_in_timeline_time_from_heard_segments_only(tmp_path):
         seg(TALKING, 1.0, 9.0, 0.0), seg(BUNNY, 0.0, 2.0, 8.0, audio=False),
         seg(TALKING, 11.0, 17.0, 10.0), seg(TALKING, 2.0, 6.0, 16.0, audio=False)], 20.0))
     found = edit_speech(edit)
-    from vbgm_core.speech import segments_iou
-
+    from vbgm_core.audio.speech import segments_iou
     expected = [(truth[0]["start_s"] - 1.0, truth[0]["end_s"] - 1.0),
                 (truth[1]["start_s"] - 1.0, truth[1]["end_s"] - 1.0)]
     assert segments_iou(found, expected) >= 0.8, found

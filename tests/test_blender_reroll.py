@@ -12,7 +12,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import vbgm_command, wav_duration_s
 
 bpy = pytest.importorskip("bpy", reason="bpy not installed: run with .venv-blender (scripts/setup_blender_venv.sh)")
@@ -87,6 +86,15 @@ def test_reroll_keeps_the_take_before_the_playhead(scene):
     (first,) = takes(scene)
     place = (first.frame_start, first.frame_final_start, first.frame_final_end, first.frame_final_duration)
     assert json.loads(first["vbgm_options"])["tempo"] == BPM and first["vbgm_seed"] == 4
+    # The take keeps the core's report beside its music; Add Bar Markers reads its bars: 1.33 s
+    # = 33.33 frames from the take's first frame, each on the nearest frame (issue 25).
+    report = Path(first["vbgm_report"])
+    assert report.parent == Path(first["vbgm_midi"]).parent and report.name.endswith("_take1.report.json")
+    assert json.loads(report.read_text())["tempo_bpm"] == pytest.approx(BPM)
+    scene.sequence_editor.active_strip = first
+    assert bpy.ops.vbgm.add_bar_markers() == {"FINISHED"}
+    assert sorted((m.frame, m.name) for m in scene.timeline_markers) == \
+        [(START, "bar 1"), (START + 33, "bar 2"), (START + 67, "bar 3"), (START + 100, "bar 4")]
 
     playhead_s = 2.2  # in the second bar: bars 1 and 2 (0-2.67 s) are kept
     assert reroll_at(scene, first, playhead_s) == {"FINISHED"}
@@ -96,6 +104,7 @@ def test_reroll_keeps_the_take_before_the_playhead(scene):
             second.frame_final_duration) == place
     assert first.mute and not second.mute and second.channel != first.channel
     assert second["vbgm_seed"] == 5 and "take2" in second.name and second.name.startswith("bunny ")
+    assert Path(second["vbgm_report"]).is_file() and second["vbgm_report"] != first["vbgm_report"]
     assert second.volume == pytest.approx(10 ** (-3 / 20))  # the take's own Music Gain
     wav1, wav2 = (Path(bpy.path.abspath(s.sound.filepath)) for s in (first, second))
     assert wav2.parent == wav1.parent == Path(bpy.data.filepath).parent / "vbgm_scores"

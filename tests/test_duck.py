@@ -9,12 +9,21 @@ import numpy as np
 import pytest
 from conftest import SHARED
 
-from vbgm_core.duck import (DEFAULT_ORIGINAL_GAIN_DB, GainCurve, check_mix, db_to_gain,
-                            duck_curve, gain_to_db, mux_mixed, plot_gain, prepare_mix,
-                            report_fields)
+from vbgm_core.audio.mix import (
+    DEFAULT_ORIGINAL_GAIN_DB,
+    GainCurve,
+    check_mix,
+    db_to_gain,
+    duck_curve,
+    gain_to_db,
+    mux_mixed,
+    plot_gain,
+    prepare_mix,
+    report_fields,
+)
+from vbgm_core.audio.speech import segments_iou
 from vbgm_core.errors import InputError
-from vbgm_core.mux import ffmpeg_executable
-from vbgm_core.speech import segments_iou
+from vbgm_core.media import ffmpeg_executable
 
 matplotlib.use("Agg")
 RATE = 44100

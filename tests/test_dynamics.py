@@ -5,7 +5,7 @@ import miditoolkit
 import numpy as np
 import pytest
 
-from vbgm_core.music import quality
+from vbgm_core.metrics import quality
 from vbgm_core.music.articulation import fill_silences, ring_out
 from vbgm_core.music.dynamics import apply_velocities, bar_loudness, dynamics_stats
 from vbgm_core.music.finish import finish

@@ -10,11 +10,17 @@ import numpy as np
 import pytest
 
 from vbgm_core.cli import main
-from vbgm_core.data import TokenDataset, prepare, split_of
-from vbgm_core.evaluation.baselines import (MS_EPS, best_match, matching_score, song_targets,
-                                            song_window, window_scores)
+from vbgm_core.evaluation.baselines import (
+    MS_EPS,
+    best_match,
+    matching_score,
+    song_targets,
+    song_window,
+    window_scores,
+)
 from vbgm_core.evaluation.report import CONTROL_ERRORS, MUSDR
 from vbgm_core.music.tokenizer import CPTokenizer, bar_densities, tokens_errors
+from vbgm_core.training.data import TokenDataset, prepare, split_of
 
 HELD_OUT = "pop/heldout_24.mid"  # a path that split_of() puts in the test split
 

@@ -25,8 +25,7 @@ import wave
 from pathlib import Path
 
 import pytest
-
-from conftest import SAMPLE_CLIP, ROOT, vbgm_command
+from conftest import ROOT, SAMPLE_CLIP, vbgm_command
 
 FFMPEG = shutil.which("ffmpeg")
 pytestmark = pytest.mark.skipif(not FFMPEG or not shutil.which("ffprobe"),

@@ -7,8 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vbgm_core.music.genre_features import (FEATURE_NAMES, bar_window, excerpt_features,
-                                            window_starts)
+from vbgm_core.metrics.genre_features import (
+    FEATURE_NAMES,
+    bar_window,
+    excerpt_features,
+    window_starts,
+)
 from vbgm_core.music.instruments import GROUP_ID
 from vbgm_core.music.tokenizer import BAR, BEAT_T, EOS, NOTE, tokens_errors
 

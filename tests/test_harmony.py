@@ -5,8 +5,16 @@ import numpy as np
 import pytest
 
 from vbgm_core.errors import InputError
-from vbgm_core.music.harmony import (BASS_REGISTER, OUT_OF_KEY, HarmonyPlan, check_mode,
-                                     estimate_key, label_chord, parse_key, plan_from_midi)
+from vbgm_core.music.harmony import (
+    BASS_REGISTER,
+    OUT_OF_KEY,
+    HarmonyPlan,
+    check_mode,
+    estimate_key,
+    label_chord,
+    parse_key,
+    plan_from_midi,
+)
 
 
 def _hist(pcs):

@@ -4,9 +4,9 @@ import miditoolkit
 import numpy as np
 import pytest
 
+from vbgm_core.audio.master import integrated_loudness, master, true_peak_db
+from vbgm_core.audio.render import render_audio
 from vbgm_core.errors import InputError
-from vbgm_core.master import integrated_loudness, master, true_peak_db
-from vbgm_core.render import render_audio
 
 SR = 22050
 

@@ -7,8 +7,13 @@ import torch
 
 from vbgm_core.errors import InputError, ModelLoadError
 from vbgm_core.model import CMT, ModelConfig, load_config, masked_losses
-from vbgm_core.model.attention import (CausalLinearAttention, FusedStepState, chunked_causal_product,
-                                       feature_map, fused_step)
+from vbgm_core.model.attention import (
+    CausalLinearAttention,
+    FusedStepState,
+    chunked_causal_product,
+    feature_map,
+    fused_step,
+)
 from vbgm_core.model.checkpoint import load_model, save_model
 
 TINY = dict(n_layers=2, n_heads=2, d_model=32, d_ff=64, dropout=0.0, n_genres=4,
@@ -280,8 +285,8 @@ def test_load_model_rejects_bad_files(tmp_path):
     with pytest.raises(ModelLoadError, match="not found"):
         load_model(tmp_path / "missing.safetensors")
     # Weights of another shape under this config's name: refused, not partially loaded.
-    from safetensors.torch import save_file
     from safetensors import safe_open
+    from safetensors.torch import save_file
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
     other = tiny_model(d_model=48).state_dict()

@@ -11,15 +11,21 @@ import pytest
 
 moviepy = pytest.importorskip("moviepy", minversion="2", reason="needs MoviePy 2 (the main venv)")
 
-from moviepy import (AudioClip, ColorClip, CompositeVideoClip, ImageClip,  # noqa: E402
-                     VideoFileClip, concatenate_videoclips)
+from moviepy import (  # noqa: E402
+    AudioClip,
+    ColorClip,
+    CompositeVideoClip,
+    ImageClip,
+    VideoFileClip,
+    concatenate_videoclips,
+)
+from vbgm_moviepy import CMTSoundtrack, cmt_soundtrack  # noqa: E402
 
 from vbgm_core.api import SAMPLE_RATE  # noqa: E402
-from vbgm_core.duck import db_to_gain, gain_to_db  # noqa: E402
+from vbgm_core.audio.mix import db_to_gain, gain_to_db  # noqa: E402
+from vbgm_core.audio.speech import segments_iou  # noqa: E402
 from vbgm_core.errors import InputError, ModelLoadError  # noqa: E402
-from vbgm_core.mux import media_duration  # noqa: E402
-from vbgm_core.speech import segments_iou  # noqa: E402
-from vbgm_moviepy import CMTSoundtrack, cmt_soundtrack  # noqa: E402
+from vbgm_core.media import media_duration  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -11,11 +11,12 @@ editor = pytest.importorskip(
     "moviepy.editor", reason="needs MoviePy 1.x (moviepy.editor): run it with "
     ".venv-moviepy1/bin/python after scripts/setup_moviepy1_venv.sh")
 
-from vbgm_core.api import SAMPLE_RATE  # noqa: E402
-from vbgm_core.duck import gain_to_db  # noqa: E402
-from vbgm_core.errors import InputError  # noqa: E402
-from vbgm_core.mux import media_duration  # noqa: E402
 from vbgm_moviepy import CMTSoundtrack, cmt_soundtrack  # noqa: E402
+
+from vbgm_core.api import SAMPLE_RATE  # noqa: E402
+from vbgm_core.audio.mix import gain_to_db  # noqa: E402
+from vbgm_core.errors import InputError  # noqa: E402
+from vbgm_core.media import media_duration  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

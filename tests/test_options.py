@@ -6,8 +6,9 @@ import pytest
 
 from vbgm_core.cli import get_parser
 from vbgm_core.errors import InputError
+from vbgm_core.music.sampling import Sampling
 from vbgm_core.music.tokenizer import NOTE
-from vbgm_core.options import Sampling, ScoreOptions
+from vbgm_core.options import ScoreOptions
 from vbgm_core.scorer import Scorer, model_genres
 
 

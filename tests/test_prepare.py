@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from vbgm_core.cli import main
-from vbgm_core.data import TokenDataset, prepare
 from vbgm_core.errors import InputError
 from vbgm_core.music.tokenizer import VOCAB_SIZES, CPTokenizer
+from vbgm_core.training.data import TokenDataset, prepare
 
 
 def write_notes(path, notes, drums=False, program=0, tpb=480):

@@ -4,7 +4,7 @@ import miditoolkit
 import numpy as np
 import pytest
 
-from vbgm_core.music import quality
+from vbgm_core.metrics import quality
 
 Q = 480  # ticks per beat; at 120 BPM a beat is 0.5 s
 

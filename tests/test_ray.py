@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import vbgm_command
 from test_batch import broken_clip, one_line_error, run_batch_cli, short_clip
 
@@ -24,7 +23,7 @@ from test_batch import broken_clip, one_line_error, run_batch_cli, short_clip
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 if os.environ.get("VBGM_TEST_RAY_ADDRESS"):
-    import ray   # CI gave a head: Ray must be there, a skip would hide a broken set-up
+    import ray  # CI gave a head: Ray must be there, a skip would hide a broken set-up
 else:
     ray = pytest.importorskip("ray", reason="needs Ray (pip install 'vbgm[ray]')")
 

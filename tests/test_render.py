@@ -13,8 +13,9 @@ import miditoolkit
 import numpy as np
 import pytest
 
-from vbgm_core import mux, render
+from vbgm_core.audio import mux, render
 from vbgm_core.errors import InputError, RenderError
+from vbgm_core.media import media_duration
 
 SR = 22050
 
@@ -103,7 +104,7 @@ def test_render_fades_reach_zero(mix):
 
 
 def test_render_masters_to_the_loudness_target(mix):
-    from vbgm_core.music.quality import audio_quality
+    from vbgm_core.metrics.quality import audio_quality
 
     q = audio_quality(mix, SR)
     assert abs(q["loudness_lufs"] - -14.0) <= 1.0
@@ -269,7 +270,7 @@ def test_mux_replace_copies_video(silent_clip, music_wav, tmp_path):
     src = silent_clip
     before = _sha(src)
     out = mux.mux(src, music_wav, tmp_path / "out.mp4")  # 6 s WAV padded to the 10.56 s clip
-    v, a = _check_av(out, mux.media_duration(src, "video"))
+    v, a = _check_av(out, media_duration(src, "video"))
     assert v["codec_name"] == "h264" and a["codec_name"] == "aac"
     assert _sha(src) == before
     assert _video_md5(out) == _video_md5(src)
@@ -281,7 +282,7 @@ def test_mux_mix_keeps_original_audio(sample_clip, tmp_path):
     silent = render.write_wav(np.zeros((SR * 6, 2), np.float32), SR, tmp_path / "silence.wav")
     mixed = mux.mux(src, silent, tmp_path / "mixed.mp4", mode="mix")
     replaced = mux.mux(src, silent, tmp_path / "replaced.mp4", mode="replace")
-    _check_av(mixed, mux.media_duration(src, "video"))
+    _check_av(mixed, media_duration(src, "video"))
     original_rms = np.sqrt(np.mean(_decoded_audio(src) ** 2))
     assert original_rms > 0.01
     assert np.sqrt(np.mean(_decoded_audio(mixed) ** 2)) > 0.5 * original_rms
@@ -348,7 +349,7 @@ def test_mux_without_ffprobe_or_system_ffmpeg(silent_clip, music_wav, tmp_path, 
     (only_ffmpeg / "ffmpeg").symlink_to(shutil.which("ffmpeg"))
     with monkeypatch.context() as m:
         m.setenv("PATH", str(only_ffmpeg))
-        assert mux.media_duration(silent_clip) == pytest.approx(SILENT_S)
+        assert media_duration(silent_clip) == pytest.approx(SILENT_S)
         no_probe = mux.mux(silent_clip, music_wav, tmp_path / "a.mp4")
         m.setenv("PATH", str(tmp_path / "empty"))
         no_tools = mux.mux(silent_clip, music_wav, tmp_path / "b.mp4", start_s=2.0,

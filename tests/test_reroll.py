@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from vbgm_core.errors import InputError
+from vbgm_core.music.reroll import load_prefix, splice
 from vbgm_core.music.tokenizer import BAR, CPTokenizer, tokens_errors
-from vbgm_core.reroll import load_prefix, splice
 
 
 def take(tmp_path, fixtures, name="pop909_001.mid", bars=8, tempo=100.0):

@@ -15,11 +15,24 @@ from hypothesis import strategies as st
 from vbgm_core.errors import Cancelled, InputError
 from vbgm_core.model.cmt import CMT
 from vbgm_core.model.config import load_config
-from vbgm_core.music.instruments import GROUP_ID
-from vbgm_core.music.tokenizer import (BAR, EOS, NOTE, CPTokenizer, bar_densities,
-                                       onset_strengths, tokens_errors)
 from vbgm_core.music.harmony import SCALES, HarmonyPlan
-from vbgm_core.sample import MIN_DENSITY, PITCH_RANGE, ControlledSampler, Sampling, Targets
+from vbgm_core.music.instruments import GROUP_ID
+from vbgm_core.music.sampler import (
+    MIN_DENSITY,
+    PITCH_RANGE,
+    ControlledSampler,
+    Sampling,
+    Targets,
+)
+from vbgm_core.music.tokenizer import (
+    BAR,
+    EOS,
+    NOTE,
+    CPTokenizer,
+    bar_densities,
+    onset_strengths,
+    tokens_errors,
+)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from vbgm_core.api import score_video
 from vbgm_core.cli import main
-from vbgm_core.mux import media_duration
+from vbgm_core.media import media_duration
 from vbgm_core.music.tokenizer import CPTokenizer, bar_densities, tokens_errors
 from vbgm_core.video.rhythm import analyze_video
 

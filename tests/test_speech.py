@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import SHARED
 
+from vbgm_core.audio.speech import detect_speech, detect_speech_samples, segments_iou
 from vbgm_core.errors import InputError
-from vbgm_core.mux import ffmpeg_executable
-from vbgm_core.speech import detect_speech, detect_speech_samples, segments_iou
+from vbgm_core.media import ffmpeg_executable
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,18 @@ from hypothesis import strategies as st
 
 from vbgm_core.errors import InputError
 from vbgm_core.music.instruments import GROUP_ID, GROUPS, group_of
-from vbgm_core.music.tokenizer import (BAR, BEAT_T, EOS, MAX_DURATION, NOTE, CPTokenizer,
-                                       bar_densities, onset_strengths, token_positions,
-                                       tokens_errors)
+from vbgm_core.music.tokenizer import (
+    BAR,
+    BEAT_T,
+    EOS,
+    MAX_DURATION,
+    NOTE,
+    CPTokenizer,
+    bar_densities,
+    onset_strengths,
+    token_positions,
+    tokens_errors,
+)
 
 TK = CPTokenizer()
 

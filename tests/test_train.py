@@ -8,14 +8,13 @@ import sys
 
 import pytest
 import torch
+from conftest import write_tiny_config
 
 from vbgm_core.cli import main
-from vbgm_core.data import prepare
 from vbgm_core.errors import InputError, ModelLoadError
 from vbgm_core.model.checkpoint import load_model
-from vbgm_core.train import train
-
-from conftest import write_tiny_config
+from vbgm_core.training.data import prepare
+from vbgm_core.training.train import train
 
 
 def write_config(path, max_steps=250, log_every=25, **kw):

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from vbgm_core.errors import InputError
-from vbgm_core.video import VideoRhythm, analyze_frames, analyze_video
-from vbgm_core.video import mapping
+from vbgm_core.video import VideoRhythm, analyze_frames, analyze_video, mapping
 from vbgm_core.video.frames import iter_frames
 
 FPS = 25

@@ -28,7 +28,7 @@ def _add_prepare(sub):
 
 
 def _run_prepare(args):
-    from .data import prepare
+    from .training.data import prepare
 
     summary = prepare(args.midi_dir, args.output, workers=args.workers, limit=args.limit,
                       overwrite=args.overwrite, progress=True)
@@ -60,7 +60,7 @@ def _add_train(sub):
 
 
 def _run_train(args):
-    from .train import train
+    from .training.train import train
 
     if args.config is None and not args.resume:
         args.config = "default"
@@ -192,7 +192,7 @@ def _write_extras(args, result, outputs):
         plot_score(result.rhythm, result.midi, outputs.temp(args.plot),
                    speech=result.report.get("speech"), gain_db=result.report.get("gain_db"))
     if args.stems:
-        from .render import render_stems
+        from .audio.render import render_stems
 
         render_stems(result.midi, outputs.temp(args.stems), soundfont=args.soundfont,
                      duration_s=result.rhythm.duration_s, overwrite=True)
@@ -226,7 +226,7 @@ def _add_batch(sub):
 
 
 def _run_batch(args):
-    from .batch import run_batch, sigterm_as_interrupt
+    from .batch.run import run_batch, sigterm_as_interrupt
 
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs must be at least 1, not {args.jobs}")

@@ -1,7 +1,7 @@
 """The paper's Figure 2 for one scored video: the video's rhythm above the generated music."""
 
 from .figures import save_figure
-from .metrics import bar_densities, grid_notes
+from .metrics.grid import bar_densities, grid_notes
 from .music.dynamics import bar_loudness
 from .music.harmony import plan_from_midi
 from .music.instruments import GROUPS
@@ -63,7 +63,7 @@ def plot_score(rhythm, midi, path, speech=None, gain_db=None):
     ax_d.set_ylim(0, 16.5)
     ax_d.set_ylabel("density")
     if gain_db:
-        from .duck import plot_gain
+        from .audio.mix import plot_gain
 
         plot_gain(axes[6], speech, gain_db, rhythm.duration_s)
     axes[-1].set_xlabel("time (s)")

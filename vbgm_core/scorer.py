@@ -167,10 +167,10 @@ class Scorer:
               progress=None, cancel=None, outputs=None, continue_from=None, keep_until=None):
         """Compose and render a soundtrack for a video file, its [start, end) range, or an
         editor's timeline (an edit list, video/edit.py). See ``api.score_video``."""
-        from . import duck
+        from .audio import mix as duck
+        from .audio.render import find_soundfont, write_wav
         from .files import Outputs, check_input_file, check_soundfont
-        from .mux import VIDEO_SUFFIXES
-        from .render import find_soundfont, write_wav
+        from .media import VIDEO_SUFFIXES
         from .video.edit import EditList, analyze_edit, is_edit_list, prepare_edit_mix
 
         options = options or ScoreOptions()
@@ -201,7 +201,7 @@ class Scorer:
             raise InputError("a re-roll needs both the previous take (--continue-from) and the "
                              "time to keep it until (--keep-until)")
         if continue_from is not None:
-            from .reroll import load_prefix
+            from .music.reroll import load_prefix
 
             prefix = load_prefix(check_input_file(continue_from, "previous take"), keep_until)
             options = prefix.continued_options(options)
@@ -312,8 +312,8 @@ class Scorer:
 
         from .model.cmt import set_cpu_generation_threads
         from .music.finish import finish
+        from .music.sampler import ControlledSampler, Targets
         from .music.tokenizer import CPTokenizer
-        from .sample import ControlledSampler, Targets
 
         options = options or ScoreOptions()
         _, genre_id, instruments = self.resolve(options)
@@ -334,7 +334,7 @@ class Scorer:
                          rhythm.tempo_bpm)
         midi = finish(midi, rhythm, plan, seed)
         if prefix is not None:
-            from .reroll import splice
+            from .music.reroll import splice
 
             midi = splice(prefix, midi)
         return tokens, midi
@@ -352,7 +352,7 @@ class Scorer:
     def render(self, midi, rhythm, options=None, soundfont=None):
         """The music as float32 ``[n, 2]`` at ``SAMPLE_RATE``, exactly as long as the video,
         mastered to ``options.loudness``."""
-        from .render import render_audio
+        from .audio.render import render_audio
 
         options = options or ScoreOptions()
         return render_audio(midi, SAMPLE_RATE, soundfont=soundfont, duration_s=rhythm.duration_s,
@@ -362,7 +362,7 @@ class Scorer:
         """The report of a scored video: its facts and options, control error, rhythm
         alignment, the cheap MusDr metrics (``structure=True`` adds the slow structureness
         indicator), the harmony plan and the music's quality statistics (docs/MUSIC.md)."""
-        from .music.quality import audio_quality, midi_quality
+        from .metrics.quality import audio_quality, midi_quality
 
         genre, _, instruments = self.resolve(options)
         options = options.replace(genre=genre, instruments=instruments)   # as used
@@ -402,14 +402,14 @@ def clip_midi(midi, duration_s, tempo_bpm):
 
 def score_report(midi, rhythm, tokens, structure=False, **facts):
     """Facts, control error, rhythm alignment and MusDr metrics of a generated piece."""
-    from . import metrics
+    from .metrics.control import evaluate
 
     beats = [(b.tick, b.strength) for b in rhythm.visual_beats]
     # A last bar cut short by the video's end is left out of the density error: most of its
     # notes were never played. (Clips shorter than one bar keep their one bar.)
     full_bars = max(1, int(rhythm.duration_s * rhythm.tempo_bpm / 240 + 1e-6))
     densities = [b.density for b in rhythm.bars[:full_bars]]
-    m = metrics.evaluate(midi, densities, beats, rhythm.cuts, rhythm.duration_s, rhythm.tempo_bpm,
+    m = evaluate(midi, densities, beats, rhythm.cuts, rhythm.duration_s, rhythm.tempo_bpm,
                          structure)
     clean = {k: (None if v != v else round(float(v), 6)) for k, v in m.items()}  # nan → null
     return {

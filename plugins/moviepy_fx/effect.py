@@ -17,12 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from vbgm_core.api import SAMPLE_RATE, Scorer, ScoreOptions, score_video
-from vbgm_core.duck import GainCurve, db_to_gain, duck_curve, gain_to_db, report_fields
+from vbgm_core.api import SAMPLE_RATE, ScoreOptions, Scorer, score_video
+from vbgm_core.audio.mix import (
+    GainCurve,
+    db_to_gain,
+    duck_curve,
+    gain_to_db,
+    report_fields,
+)
+from vbgm_core.audio.render import find_soundfont
+from vbgm_core.audio.speech import detect_speech, detect_speech_samples
 from vbgm_core.errors import InputError
 from vbgm_core.progress import Progress
-from vbgm_core.render import find_soundfont
-from vbgm_core.speech import detect_speech, detect_speech_samples
 
 from . import cache, clip_frames, compat
 

@@ -6,10 +6,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import metrics
 from ..errors import InputError
-from ..music.tokenizer import (BAR, EOS, TICKS_PER_BAR, TYPE, CPTokenizer, bar_densities,
-                               onset_strengths)
+from ..metrics.musdr import grooving_similarity, pitch_class_entropy, structureness
+from ..music.tokenizer import (
+    BAR,
+    EOS,
+    TICKS_PER_BAR,
+    TYPE,
+    CPTokenizer,
+    bar_densities,
+    onset_strengths,
+)
 from ..scorer import clip_midi
 from .report import json_number
 
@@ -22,7 +29,7 @@ MS_EPS = 1e-6  # a perfect match scores 1 / MS_EPS instead of infinity
 def video_targets(rhythm):
     """The video's per-bar densities ``[V]`` and per-tick strengths ``[16 V]`` (0 where it has no
     visual beat), as the sampler sees them (:meth:`vbgm_core.sample.Targets.from_rhythm`)."""
-    from ..sample import Targets  # imports torch: only when a video is matched
+    from ..music.sampler import Targets  # imports torch: only when a video is matched
 
     targets = Targets.from_rhythm(rhythm)
     strengths = np.zeros(targets.n_bars * TICKS_PER_BAR)
@@ -179,7 +186,7 @@ def reference_metrics(dataset, n_songs):
         info = dataset.index[row]
         midi = CPTokenizer().decode(dataset.song(row), info["tempo_bpm"])
         out.append({"song": row, "path": info["path"],
-                    "pitch_entropy": json_number(metrics.pitch_class_entropy(midi)),
-                    "groove_similarity": json_number(metrics.grooving_similarity(midi)),
-                    "structureness": json_number(metrics.structureness(midi))})
+                    "pitch_entropy": json_number(pitch_class_entropy(midi)),
+                    "groove_similarity": json_number(grooving_similarity(midi)),
+                    "structureness": json_number(structureness(midi))})
     return split, out

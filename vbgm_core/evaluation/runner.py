@@ -4,11 +4,11 @@ the unconditioned and matched baselines) → measured runs → the report folder
 import time
 from pathlib import Path
 
-from ..data import TokenDataset
 from ..errors import InputError
 from ..files import Outputs
 from ..options import ScoreOptions
 from ..scorer import Scorer, score_report
+from ..training.data import TokenDataset
 from .baselines import candidate_songs, matched_piece, reference_metrics
 from .report import make_report, write_pieces, write_report
 

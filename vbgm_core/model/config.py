@@ -12,7 +12,15 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..music.instruments import GROUPS
-from ..music.tokenizer import ATTRIBUTES, BAR, BEAT_T, EOS, NOTE, TIMING_BINS, VOCAB_SIZES
+from ..music.tokenizer import (
+    ATTRIBUTES,
+    BAR,
+    BEAT_T,
+    EOS,
+    NOTE,
+    TIMING_BINS,
+    VOCAB_SIZES,
+)
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "configs"
 N_INSTRUMENTS = len(GROUPS)  # bits of the instrument mask: bit i = group i + 1 present

@@ -38,9 +38,10 @@ _EPS_S = 1e-6
 @dataclass(frozen=True)
 class Segment:
     """One clip on the timeline: source ``[source_start_s, source_end_s)`` of ``path`` plays
-    over timeline ``[timeline_start_s, timeline_end_s)``."""
+    over timeline ``[timeline_start_s, timeline_end_s)``. ``path`` None is a still picture made
+    by the editor (a title, a solid colour): no media, no sound, analysed like a gap."""
 
-    path: Path
+    path: Path | None
     source_start_s: float
     source_end_s: float
     timeline_start_s: float
@@ -68,7 +69,8 @@ class EditList:
 
     def to_dict(self):
         return {EDIT_KEY: EDIT_VERSION, "duration_s": self.duration_s, "fps": self.fps,
-                "segments": [{"path": str(s.path), "source_start_s": s.source_start_s,
+                "segments": [{"path": None if s.path is None else str(s.path),
+                              "source_start_s": s.source_start_s,
                               "source_end_s": s.source_end_s,
                               "timeline_start_s": s.timeline_start_s,
                               "timeline_end_s": s.timeline_end_s, "audio": s.audio}
@@ -110,14 +112,15 @@ class EditList:
         segments, covered = [], 0.0
         for i, item in enumerate(items, 1):
             where = f"segment {i}: "
-            if not isinstance(item, dict) or not isinstance(item.get("path"), str):
-                fail(f"{where}needs a path (string)")
-            path = Path(item["path"]).expanduser()
-            path = path if path.is_absolute() or base is None else Path(base) / path
+            if not isinstance(item, dict) or not isinstance(item.get("path", 0), (str, type(None))):
+                fail(f"{where}needs a path (string; null for a still picture)")
+            still = item["path"] is None
+            path = None if still else Path(item["path"]).expanduser()
+            path = path if still or path.is_absolute() or base is None else Path(base) / path
             s0, s1 = number(item, "source_start_s", where), number(item, "source_end_s", where)
             t0 = number(item, "timeline_start_s", where)
             t1 = number(item, "timeline_end_s", where, t0 + s1 - s0)
-            audio = item.get("audio", True)
+            audio = item.get("audio", not still)
             if not isinstance(audio, bool):
                 fail(f"{where}audio must be true or false, not {audio!r}")
             if not 0 <= s0 < s1:
@@ -127,10 +130,12 @@ class EditList:
                      f"({covered:g} s): segments must be in timeline order, not overlapping")
             if t1 > duration + _EPS_S:
                 fail(f"{where}ends at {t1:g} s, after the edit's duration_s {duration:g} s")
-            if not path.is_file():
+            if not still and not path.is_file():
                 fail(f"{where}{path}: no such file")
-            segments.append(Segment(path, s0, s1, t0, min(t1, duration), audio))
+            segments.append(Segment(path, s0, s1, t0, min(t1, duration), audio and not still))
             covered = t1
+        if all(s.path is None for s in segments):
+            fail("no segment has a path (only still pictures: nothing to analyse)")
         return cls(duration, fps, tuple(segments))
 
     @classmethod
@@ -156,7 +161,7 @@ def is_edit_list(path):
 def _timeline_frames(edit, short_side):
     """``(timeline_s, RGB frame)`` for the whole edit: each segment's source frames at their
     timeline times, black frames at ``edit.fps`` through the gaps."""
-    first = frames_mod.probe(edit.segments[0].path)
+    first = frames_mod.probe(next(s.path for s in edit.segments if s.path is not None))
     w, h = frames_mod.analysis_size(first.width, first.height, short_side)
     black = np.zeros((h, w, 3), np.uint8)
 
@@ -166,7 +171,7 @@ def _timeline_frames(edit, short_side):
             yield t0 + k / edit.fps, black
 
     covered = 0.0
-    for seg in edit.segments:
+    for seg in (s for s in edit.segments if s.path is not None):  # stills: black, like gaps
         yield from still(covered, seg.timeline_start_s)
         for t, bgr in frames_mod.iter_frames(seg.path, short_side, seg.source_start_s,
                                              seg.source_end_s):
@@ -239,7 +244,7 @@ def edit_speech(edit):
     """Speech heard in the edit: ``[(start_s, end_s), ...]`` in timeline seconds, sorted and
     disjoint, from the segments whose sound plays (``audio``), each searched over its visible
     source range only (``vbgm_core.speech.detect_speech``)."""
-    from ..speech import detect_speech
+    from ..audio.speech import detect_speech
 
     found = []
     for seg in edit.segments:
@@ -260,7 +265,7 @@ def prepare_edit_mix(edit, *, mix="replace", music_gain_db=0.0, depth_db=None, a
                      release_s=None):
     """``vbgm_core.duck.prepare_mix`` for an edit list: ``(speech or None, GainCurve)`` over
     the edit's duration, with the speech of :func:`edit_speech` (timeline seconds)."""
-    from .. import duck
+    from ..audio import mix as duck
 
     settings = {k: v for k, v in (("depth_db", depth_db), ("attack_s", attack_s),
                                   ("release_s", release_s)) if v is not None}

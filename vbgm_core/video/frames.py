@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, RenderError
-from ..mux import ffmpeg_executable, media_duration, media_url
+from ..media import ffmpeg_executable, media_duration, media_url
 
 # Analysis resolution: short side in pixels (METHOD.md uses 360; 180 is 4x cheaper and the flow
 # is normalised by the short side, so speeds do not depend on this choice).

@@ -15,11 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, VbgmError
-from .files import Outputs, worker_signals
-from .music.instruments import GROUP_ID, GROUPS, mask_of
-from .music.tokenizer import (ATTRIBUTES, MAX_STRENGTH, NOTE, TICKS_PER_BAR, VOCAB_SIZES,
-                              CPTokenizer, bar_densities, onset_strengths)
+from ..errors import InputError, VbgmError
+from ..files import Outputs, worker_signals
+from ..music.instruments import GROUP_ID, GROUPS, mask_of
+from ..music.tokenizer import (
+    ATTRIBUTES,
+    MAX_STRENGTH,
+    NOTE,
+    TICKS_PER_BAR,
+    VOCAB_SIZES,
+    CPTokenizer,
+    bar_densities,
+    onset_strengths,
+)
 
 FORMAT_VERSION = 1
 MIDI_SUFFIXES = {".mid", ".midi", ".kar"}

@@ -21,8 +21,8 @@ import uuid
 import ray
 import ray.exceptions as rex
 
-from .batch import WorkerLost, preflight, score_clip
-from .errors import VbgmError
+from ..errors import VbgmError
+from .run import WorkerLost, preflight, score_clip
 
 NAMESPACE = "vbgm"
 READY_TIMEOUT_S = 600   # no actor has loaded the model in this long: the cluster has no room

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, RenderError
-from .files import atomic_dir, atomic_path, check_output
+from ..errors import InputError, RenderError
+from ..files import atomic_dir, atomic_path, check_output
 from .master import LOUDNESS_LUFS, master
 
 PEAK = 0.98  # normalised peak: never clips
@@ -240,7 +240,7 @@ def render_audio(midi, sample_rate=44100, soundfont=None, duration_s=None, fade_
 
 
 def _stem_names(instruments):
-    from .music.instruments import group_of
+    from ..music.instruments import group_of
 
     names, seen = [], {}
     for inst in instruments:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import InputError, RenderError
-from .mux import ffmpeg_executable, media_duration
+from ..errors import InputError, RenderError
+from ..media import ffmpeg_executable, media_duration
 
 VAD_RATE = 16000
 # Silero's window at 16 kHz; less audio than one window holds no speech it can find.

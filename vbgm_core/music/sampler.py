@@ -25,12 +25,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .errors import Cancelled
-from .options import Sampling
-from .music.harmony import HarmonyPlan
-from .music.instruments import GROUP_ID, GROUPS
-from .music.tokenizer import (BAR, BEAT_T, EOS, MAX_STRENGTH, NOTE, TICKS_PER_BAR, TICKS_PER_BEAT,
-                              TIMING_BINS, token_positions)
+from ..errors import Cancelled
+from .harmony import HarmonyPlan
+from .instruments import GROUP_ID, GROUPS
+from .sampling import Sampling
+from .tokenizer import (
+    BAR,
+    BEAT_T,
+    EOS,
+    MAX_STRENGTH,
+    NOTE,
+    TICKS_PER_BAR,
+    TICKS_PER_BEAT,
+    TIMING_BINS,
+    token_positions,
+)
 
 # Pitch range of each group, inclusive: the 0.5th-99.5th percentiles of the midi_genre training
 # notes (drums: GM percussion keys). A weak model's stray pitches (a bass at 115) are masked out.

@@ -30,18 +30,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import InputError, ModelLoadError
+from ..figures import save_figure
+from ..files import atomic_path
+from ..model.checkpoint import (
+    load_checkpoint,
+    load_model,
+    model_from_checkpoint,
+    save_checkpoint,
+    save_model,
+)
+from ..model.cmt import CMT, masked_losses
+from ..model.config import (
+    ATTRIBUTES,
+    N_INSTRUMENTS,
+    ModelConfig,
+    TrainConfig,
+    config_to_dict,
+    load_config,
+)
+from ..music.sampler import PITCH_RANGE
+from ..music.tokenizer import token_positions
 from .augment import drop_controls, transpose
 from .data import TokenDataset
-from .errors import InputError, ModelLoadError
-from .figures import save_figure
-from .files import atomic_path
-from .model.checkpoint import (load_checkpoint, load_model, model_from_checkpoint,
-                               save_checkpoint, save_model)
-from .model.cmt import CMT, masked_losses
-from .model.config import (ATTRIBUTES, N_INSTRUMENTS, ModelConfig, TrainConfig, config_to_dict,
-                           load_config)
-from .music.tokenizer import token_positions
-from .sample import PITCH_RANGE
 
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "model.safetensors"

@@ -14,8 +14,8 @@ from pathlib import Path
 import miditoolkit
 import numpy as np
 
-from .errors import InputError
-from .music.tokenizer import BAR, EOS, MIDI_TICKS_PER_BEAT, CPTokenizer
+from ..errors import InputError
+from .tokenizer import BAR, EOS, MIDI_TICKS_PER_BEAT, CPTokenizer
 
 BEATS_PER_BAR = 4
 

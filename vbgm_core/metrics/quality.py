@@ -9,9 +9,11 @@ loudness, true peak, clipped samples.
 
 import numpy as np
 
-from ..metrics import TICKS_PER_BAR, grid_notes, grooving_similarity, pitch_class_entropy
-from .harmony import SCALES, estimate_key, triad
-from .instruments import group_of
+from ..music.harmony import SCALES, estimate_key, triad
+from ..music.instruments import group_of
+from ..music.tokenizer import TICKS_PER_BAR
+from .grid import grid_notes
+from .musdr import grooving_similarity, pitch_class_entropy
 
 C5 = 72  # MIDI pitch of C5 (middle C = C4 = 60)
 CLIP_LEVEL = 32767 / 32768  # a sample at or over this is clipped once written as 16-bit PCM
@@ -122,7 +124,7 @@ def midi_quality(midi, duration_s=None, key=None):
 
 def audio_quality(audio, sample_rate):
     """Integrated loudness (LUFS), true peak (dBTP) and clipped samples of float audio."""
-    from ..master import integrated_loudness, true_peak_db
+    from ..audio.master import integrated_loudness, true_peak_db
 
     return {"loudness_lufs": integrated_loudness(audio, sample_rate),
             "true_peak_dbtp": true_peak_db(audio, sample_rate),

@@ -14,9 +14,21 @@ carry the absence.
 
 import numpy as np
 
-from .instruments import GROUP_ID, GROUPS
-from .tokenizer import (BAR, BEAT, BEAT_T, DURATION, EOS, INSTRUMENT, MAX_DURATION, NOTE, PITCH,
-                        TICKS_PER_BAR, TICKS_PER_BEAT, TYPE)
+from ..music.instruments import GROUP_ID, GROUPS
+from ..music.tokenizer import (
+    BAR,
+    BEAT,
+    BEAT_T,
+    DURATION,
+    EOS,
+    INSTRUMENT,
+    MAX_DURATION,
+    NOTE,
+    PITCH,
+    TICKS_PER_BAR,
+    TICKS_PER_BEAT,
+    TYPE,
+)
 
 PITCHED = GROUPS[1:]
 DRUMS = GROUP_ID["drums"]

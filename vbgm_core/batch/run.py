@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .errors import InputError, VbgmError
+from ..errors import InputError, VbgmError
 
 OUTPUTS = {"mp4": ".mp4", "midi": ".mid", "report": ".json"}   # kind → suffix of each clip's files
 STAGED = {"mp4": "scored.mp4", "midi": "music.mid", "report": "report.json"}
@@ -147,7 +147,7 @@ def _score_options(kwargs):
     """The ScoreOptions of the keyword arguments (built from loose option names if need be)."""
     import dataclasses
 
-    from .options import ScoreOptions
+    from ..options import ScoreOptions
 
     if kwargs.get("options") is not None:
         return kwargs["options"]
@@ -158,7 +158,7 @@ def _score_options(kwargs):
 def check_options(kwargs):
     """What the driver checks before any worker starts, without loading torch: the model file
     and its genres (from its header), the options, the SoundFont. Raises VbgmError."""
-    from .scorer import model_genres
+    from ..scorer import model_genres
 
     genres = model_genres(kwargs.get("model"))
     options = _score_options(kwargs)
@@ -177,7 +177,7 @@ _SCORERS = {}   # model path → Scorer: each worker process loads a model once
 
 def worker_scorer(kwargs):
     """This worker's Scorer for the batch's model (loaded on first use, then kept)."""
-    from .scorer import Scorer
+    from ..scorer import Scorer
 
     key = str(kwargs.get("model") or "")
     if key not in _SCORERS:
@@ -205,7 +205,7 @@ def score_clip(job):
     try:
         import cv2
 
-        from .api import score_video
+        from ..api import score_video
 
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # the error says it
         (folder / "tmp").mkdir(parents=True)
@@ -576,7 +576,7 @@ def run_batch(videos, outdir, options, jobs=None, *, engine="local", address=Non
                "finished": finished, "seconds": round(time.perf_counter() - t_start, 3),
                "scored": scored, "failed": len(clips) - scored,
                "clips": [c.row() for c in clips]}
-        from .files import atomic_path
+        from ..files import atomic_path
 
         with atomic_path(summary_path) as tmp:
             tmp.write_text(json.dumps(doc, indent=1))

@@ -8,7 +8,7 @@ platforms normalise to about -14 LUFS, broadcast (EBU R128) to -23; peaks are ke
 
 import numpy as np
 
-from .errors import InputError, RenderError
+from ..errors import InputError, RenderError
 
 LOUDNESS_LUFS = -14.0
 TRUE_PEAK_DBTP = -1.0

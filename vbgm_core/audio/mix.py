@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 MIX_MODES = ("replace", "mix", "duck")
 DEFAULT_MUSIC_GAIN_DB = 0.0

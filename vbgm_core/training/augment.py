@@ -13,8 +13,8 @@
 import numpy as np
 import torch
 
-from .music.instruments import GROUP_ID, GROUPS
-from .music.tokenizer import ATTRIBUTES, NOTE
+from ..music.instruments import GROUP_ID, GROUPS
+from ..music.tokenizer import ATTRIBUTES, NOTE
 
 _TYPE, _DENSITY, _STRENGTH = (ATTRIBUTES.index(a) for a in ("type", "density", "strength"))
 _INSTRUMENT, _PITCH = ATTRIBUTES.index("instrument"), ATTRIBUTES.index("pitch")

@@ -1,0 +1,2 @@
+"""Making a model: MIDI folders to a dataset (``data``), training-time augmentation
+(``augment``), the resumable training loop (``train``)."""
