@@ -56,11 +56,14 @@ def step_alone(model, piece, fused):
 def sampler(model, n_bars, fused):
     """(seconds, tokens) of the controlled sampler over n_bars bars."""
     from vbgm_core.music.sampler import ControlledSampler, Targets
+    from vbgm_core.options import ScoreOptions
 
     model.fused_generation = fused
     beats = {t: 2 for t in range(0, 16 * n_bars, 8)}
     targets = Targets(n_bars, [4 + (b % 5) for b in range(n_bars)], beats)
-    s = ControlledSampler(model, 0, ["drums", "piano", "guitar", "bass", "strings"], seed=0)
+    options = ScoreOptions()
+    s = ControlledSampler(model, 0, ["drums", "piano", "guitar", "bass", "strings"],
+                          options.control, options.seed, min_density=options.min_density)
     t0 = time.perf_counter()
     tokens = s.generate(targets)
     return time.perf_counter() - t0, tokens

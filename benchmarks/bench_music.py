@@ -61,7 +61,7 @@ def piece(scorer, rhythm, genre, seed, before):
         midi = clip_midi(CPTokenizer().decode(tokens, rhythm.tempo_bpm), rhythm.duration_s,
                          rhythm.tempo_bpm)
         audio = render_audio(midi, SR, soundfont=OLD_FONT, duration_s=rhythm.duration_s,
-                             fade_out_s=1.0, loudness_lufs=None)
+                             fade_out_s=1.0, loudness=None)
     else:
         plan = scorer.harmony_plan(rhythm, options)
         rhythm = rhythm.with_min_density(options.min_density)   # as Scorer.score does

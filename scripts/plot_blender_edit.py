@@ -50,9 +50,12 @@ def build(folder):
     edit, wav = plan.write(folder / "edit.json"), folder / "score.wav"
     subprocess.run([str(VBGM), "score", str(edit), "--wav", str(wav), "--midi", str(folder / "s.mid"),
                     "--seed", "1", "--progress", "none"], check=True)
-    code = ("import json, sys\nfrom vbgm_core.video.edit import EditList, prepare_edit_mix\n"
-            "s, c = prepare_edit_mix(EditList.from_json(sys.argv[1]), mix='duck')\n"
-            "print(json.dumps(c.breakpoints()))")
+    code = ("import json, sys\nfrom vbgm_core.audio.mix import plan_mix\n"
+            "from vbgm_core.audio.speech import edit_speech\n"
+            "from vbgm_core.options import ScoreOptions\nfrom vbgm_core.video.edit import EditList\n"
+            "e = EditList.from_json(sys.argv[1])\n"
+            "m = plan_mix(ScoreOptions(mix='duck'), e.duration_s, lambda: edit_speech(e))\n"
+            "print(json.dumps(m.music.breakpoints()))")
     points = json.loads(subprocess.run([str(VBGM.parent / "python"), "-c", code, str(edit)],
                                        check=True, capture_output=True, text=True).stdout)
     score = strips.add_score_strip(sc, plan, wav, "score take1")

@@ -16,7 +16,8 @@ from conftest import vbgm_command, wav_duration_s
 pytest.importorskip("cv2", reason="the core is not installed here (run with the main .venv)")
 
 from vbgm_core.errors import InputError  # noqa: E402
-from vbgm_core.video.edit import EditList, analyze_edit, boundaries, edit_speech  # noqa: E402
+from vbgm_core.audio.speech import edit_speech  # noqa: E402
+from vbgm_core.video.edit import EditList, analyze_edit, boundaries  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -10,23 +10,25 @@ import pytest
 from conftest import SHARED
 
 from vbgm_core.audio.mix import (
-    DEFAULT_ORIGINAL_GAIN_DB,
     GainCurve,
-    check_mix,
     db_to_gain,
-    duck_curve,
     gain_to_db,
     mux_mixed,
+    plan_mix,
     plot_gain,
-    prepare_mix,
-    report_fields,
 )
-from vbgm_core.audio.speech import segments_iou
+from vbgm_core.audio.speech import detect_speech, segments_iou
 from vbgm_core.errors import InputError
 from vbgm_core.media import ffmpeg_executable
+from vbgm_core.options import ScoreOptions
 
 matplotlib.use("Agg")
 RATE = 44100
+
+
+def ducked(speech, duration_s, **options):
+    """The mix of music ducked under ``speech`` with these options (the rest: defaults)."""
+    return plan_mix(ScoreOptions(mix="duck", **options), duration_s, lambda: speech)
 
 
 def test_db_helpers():
@@ -36,11 +38,12 @@ def test_db_helpers():
     assert gain_to_db(0.0) == -math.inf and db_to_gain(-math.inf) == 0.0
     np.testing.assert_allclose(db_to_gain(np.array([0.0, -20.0])), [1.0, 0.1])
     # the original's default level is the 0.3 the mix used before gains were in dB
-    assert db_to_gain(DEFAULT_ORIGINAL_GAIN_DB) == pytest.approx(0.3, abs=0.003)
+    assert db_to_gain(ScoreOptions().original_gain_db) == pytest.approx(0.3, abs=0.003)
 
 
 def test_curve_ducks_each_segment_with_its_ramps():
-    curve = duck_curve([(2.0, 4.0), (10.0, 12.0)], 15.0, music_gain_db=-3.0)
+    mix = ducked([(2.0, 4.0), (10.0, 12.0)], 15.0, music_gain_db=-3.0)
+    curve = mix.music
     np.testing.assert_allclose(curve.points, [
         (0, -3), (1.7, -3), (2, -15), (4, -15), (4.8, -3), (9.7, -3), (10, -15), (12, -15),
         (12.8, -3), (15, -3)])
@@ -48,7 +51,7 @@ def test_curve_ducks_each_segment_with_its_ramps():
     base, low = db_to_gain(-3.0), db_to_gain(-15.0)
     np.testing.assert_allclose(g, [base, base, (base + low) / 2, low, low, low,
                                    (base + low) / 2, base, base, base])
-    fields = report_fields([(2.0, 4.0), (10.0, 12.0)], curve)
+    fields = mix.report()
     assert fields["speech"] == [{"start_s": 2.0, "end_s": 4.0}, {"start_s": 10.0, "end_s": 12.0}]
     np.testing.assert_allclose(fields["gain_db"], curve.points, atol=0.005)
 
@@ -56,22 +59,26 @@ def test_curve_ducks_each_segment_with_its_ramps():
 def test_curve_settings_merging_and_ends():
     # A breath shorter than release + attack keeps the music down; ends are cut at 0 and the
     # duration with the level the ramps have there.
-    curve = duck_curve([(0.1, 3.0), (3.5, 5.0), (9.6, 12.0)], 10.0, depth_db=-20.0,
-                       attack_s=1.0, release_s=0.5)
+    curve = ducked([(0.1, 3.0), (3.5, 5.0), (9.6, 12.0)], 10.0, duck_depth_db=-20.0,
+                   duck_attack_s=1.0, duck_release_s=0.5).music
     assert curve.points[0] == pytest.approx((0.0, gain_to_db(0.9 * 0.1 + 0.1 * 1.0)))
     assert [p[0] for p in curve.points] == pytest.approx([0.0, 0.1, 5.0, 5.5, 8.6, 9.6, 10.0])
     assert [p[1] for p in curve.points[1:3]] == [-20.0, -20.0] and curve.points[-1][1] == -20.0
     # Zero ramps are steps; no speech or no depth is a constant level.
-    step = duck_curve([(1.0, 2.0)], 3.0, attack_s=0.0, release_s=0.0)
+    step = ducked([(1.0, 2.0)], 3.0, duck_attack_s=0.0, duck_release_s=0.0).music
     np.testing.assert_allclose(step.gains([0.999, 1.0, 1.999, 2.0]),
                                [1.0, db_to_gain(-12.0), db_to_gain(-12.0), 1.0])
-    assert duck_curve([], 3.0, music_gain_db=2.0).points == ((0.0, 2.0), (3.0, 2.0))
-    assert duck_curve([(1.0, 2.0)], 3.0, depth_db=0.0).points == ((0.0, 0.0), (3.0, 0.0))
+    assert ducked([], 3.0, music_gain_db=2.0).music.points == ((0.0, 2.0), (3.0, 2.0))
+    assert ducked([(1.0, 2.0)], 3.0, duck_depth_db=0.0).music.points == ((0.0, 0.0), (3.0, 0.0))
+    # Without ducking, nothing is looked for: the level is the music gain throughout.
+    flat = plan_mix(ScoreOptions(mix="mix", music_gain_db=-4.0), 3.0, lambda: 1 / 0)
+    assert flat.speech is None and flat.music.points == ((0.0, -4.0), (3.0, -4.0))
+    assert flat.keeps_original and not plan_mix(ScoreOptions(), 3.0).keeps_original
 
 
 def test_apply_scales_each_sample():
     audio = np.ones((3 * RATE, 2), np.float32)
-    out = duck_curve([(1.0, 2.0)], 3.0).apply(audio, RATE)
+    out = ducked([(1.0, 2.0)], 3.0).music.apply(audio, RATE)
     assert out.dtype == np.float32 and out.shape == audio.shape
     assert out[0, 0] == 1.0 and out[int(1.5 * RATE), 1] == pytest.approx(db_to_gain(-12.0))
     assert out[int(0.85 * RATE), 0] == pytest.approx((1 + db_to_gain(-12.0)) / 2, abs=1e-4)
@@ -81,14 +88,15 @@ def test_apply_scales_each_sample():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(mix="blend"), "mix must be one of replace, mix, duck"),
-    (dict(depth_db=6.0), "must be 0 or negative"),
-    (dict(music_gain_db=math.nan), "not a finite number"),
-    (dict(attack_s=-0.1), "duck attack"),
-    (dict(release_s=60.0), "duck release"),
+    (dict(duck_depth_db=6.0), "duck depth 6.0 is outside -60..0"),
+    (dict(music_gain_db=math.nan), "must be a finite number"),
+    (dict(original_gain_db=1e6), "original gain .* is outside -60..24"),
+    (dict(duck_attack_s=-0.1), "duck attack"),
+    (dict(duck_release_s=60.0), "duck release"),
 ])
 def test_bad_mix_settings(kwargs, message):
     with pytest.raises(InputError, match=message):
-        check_mix(**kwargs)
+        ScoreOptions(**kwargs)
 
 
 def test_plot_gain_draws_the_speech_and_the_curve(tmp_path):
@@ -96,8 +104,7 @@ def test_plot_gain_draws_the_speech_and_the_curve(tmp_path):
 
     fig = Figure()
     ax = fig.add_subplot()
-    curve = duck_curve([(2.0, 4.0)], 6.0, music_gain_db=-2.0)
-    fields = report_fields([(2.0, 4.0)], curve)
+    fields = ducked([(2.0, 4.0)], 6.0, music_gain_db=-2.0).report()
     line = plot_gain(ax, fields["speech"], fields["gain_db"])
     assert len(ax.patches) == 1  # one shaded speech span
     assert min(line.get_ydata()) == pytest.approx(-14.0) and max(line.get_ydata()) == -2.0
@@ -129,17 +136,19 @@ def test_duck_vs_mix_differs_only_under_speech(tmp_path):
     chord = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (220.0, 277.18, 329.63, 660.0))
     music = np.stack([chord, chord], 1).astype(np.float32)
 
-    segments, ducked = prepare_mix(video, 0.0, None, duration, mix="duck")
-    none, flat = prepare_mix(video, 0.0, None, duration, mix="mix")
-    assert none is None and flat.points == ((0.0, 0.0), (duration, 0.0))
+    mixes = {mix: plan_mix(ScoreOptions(mix=mix), duration,
+                           lambda: detect_speech(video, 0.0, duration)) for mix in ("mix", "duck")}
+    segments = mixes["duck"].speech
+    assert mixes["mix"].speech is None
+    assert mixes["mix"].music.points == ((0.0, 0.0), (duration, 0.0))
     assert segments_iou(segments, truth) >= 0.8, segments
-    report = report_fields(segments, ducked)
+    report = mixes["duck"].report()
     assert json.loads(json.dumps(report)) == report  # plain JSON for the report
     assert min(db for _, db in report["gain_db"]) == -12.0
 
     outs = {}
-    for mix, curve in (("mix", flat), ("duck", ducked)):
-        outs[mix] = mux_mixed(video, music, RATE, tmp_path / f"{mix}.mp4", curve, mix=mix)
+    for name, mix in mixes.items():
+        outs[name] = mux_mixed(video, music, RATE, tmp_path / f"{name}.mp4", mix)
     a, b = decode(outs["mix"]), decode(outs["duck"])
     n = min(len(a), len(b))
     diff, times = a[:n] - b[:n], np.arange(n) / RATE

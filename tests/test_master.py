@@ -21,7 +21,7 @@ def raw():
             piano.notes.append(miditoolkit.Note(40 + 5 * (beat % 4), pitch + beat % 5,
                                                 beat * 480, beat * 480 + 400))
     midi.instruments = [piano]
-    return render_audio(midi, SR, duration_s=8.0, loudness_lufs=None)
+    return render_audio(midi, SR, duration_s=8.0, loudness=None)
 
 
 @pytest.mark.parametrize("target", [-14.0, -23.0])
@@ -34,13 +34,13 @@ def test_reaches_target_under_the_true_peak_ceiling(raw, target):
 
 
 def test_deterministic_and_silence_stays_silent(raw):
-    assert np.array_equal(master(raw, SR), master(raw, SR))
+    assert np.array_equal(master(raw, SR, -14.0), master(raw, SR, -14.0))
     silent = np.zeros((SR, 2), np.float32)
-    assert not master(silent, SR).any()
+    assert not master(silent, SR, -14.0).any()
 
 
 def test_refuses_bad_targets(raw):
     with pytest.raises(InputError, match="LUFS"):
         master(raw, SR, 3.0)
     with pytest.raises(InputError, match="dBTP"):
-        master(raw, SR, true_peak_dbtp=0.5)
+        master(raw, SR, -14.0, true_peak_dbtp=0.5)

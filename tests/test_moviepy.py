@@ -73,6 +73,10 @@ def test_effect_on_a_subclip_writes_an_mp4_with_the_clips_length(chaplin, tiny_m
     assert info.report["genre"] == "rock" and info.report["seed"] == 3
     assert info.rhythm.duration_s == pytest.approx(3.0)
     assert info.midi_path.is_file()
+    # the bar lines an editor cuts to: every 4 beats of the piece's tempo, inside the clip
+    bar_s = 240.0 / info.rhythm.tempo_bpm
+    assert info.bar_times_s == pytest.approx([k * bar_s for k in range(len(info.bar_times_s))])
+    assert info.bar_times_s[-1] < clip.duration <= info.bar_times_s[-1] + bar_s
     assert scored.audio.duration == pytest.approx(clip.duration)
     assert len(scored.audio.array) == round(clip.duration * SAMPLE_RATE)  # the music itself
     assert np.abs(samples(scored)).max() > 0.01  # music, not silence
@@ -286,7 +290,7 @@ def test_bad_options_fail_before_any_work(chaplin, tiny_model, tmp_path):
         CMTSoundtrack(original_audio=-1)
     with pytest.raises(InputError, match="mix must be one of replace, mix, duck"):
         CMTSoundtrack(mix="blend")
-    with pytest.raises(InputError, match="0 or negative"):
+    with pytest.raises(InputError, match="duck depth 6 is outside -60..0"):
         cmt_soundtrack(clip, mix="duck", duck_depth_db=6, model=tiny_model, progress=stages)
     with pytest.raises(InputError, match="duck release"):
         CMTSoundtrack(duck_release_s=-1)

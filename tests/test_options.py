@@ -40,11 +40,16 @@ def test_defaults_and_normalisation():
     (dict(control=1.5), "control degree 1.5 is outside"),
     (dict(control="x"), "control degree must be a number"),
     (dict(tempo="abc"), "tempo must be 'auto' or a number"),
-    (dict(tempo=400), "outside 30-300"),
+    (dict(tempo=400), "tempo 400 BPM is outside 30..300 BPM"),
+    (dict(tempo=float("nan")), "tempo must be a finite number"),
+    (dict(loudness=-70), "loudness -70 LUFS is outside -40..-5 LUFS"),
+    (dict(music_gain_db=1e6), "music gain 1000000.0 is outside -60..24"),
+    (dict(genre=""), "genre must be a genre name"),
+    (dict(min_density=17), "min density 17 is outside 0..16"),
     (dict(instruments=""), "names no instrument"),
     (dict(instruments="drums,kazoo"), "unknown instrument"),
-    (dict(seed=1.5), "seed must be an integer"),
-    (dict(seed="x"), "seed must be an integer"),
+    (dict(seed=1.5), "seed must be a whole number"),
+    (dict(seed="x"), "seed must be a whole number"),
     (dict(sampling=["pitch.top_p=2"]), "sampling setting"),
 ])
 def test_bad_values_are_one_line_input_errors(kwargs, message):
@@ -109,3 +114,34 @@ def test_temperature_changes_the_spread_of_choices(scorer, sample_rhythm):
         p = p[p > 0]
         return float(-(p * np.log(p)).sum())
     assert entropy(0.2) < entropy(3.0)
+
+
+def test_min_density_reaches_the_music(scorer, sample_rhythm):
+    """The user's floor holds in every whole bar of the scored music, and 0 lets bars thin out
+    (a Scorer that ignored ``min_density`` would give neither)."""
+    import dataclasses
+
+    from vbgm_core.metrics.grid import bar_densities, grid_notes
+
+    # A still picture: every bar asks for silence, so only the floor brings notes.
+    calm = dataclasses.replace(sample_rhythm, bars=[dataclasses.replace(b, density=0)
+                                                    for b in sample_rhythm.bars])
+    full_bars = int(calm.duration_s * calm.tempo_bpm / 240 + 1e-6)
+
+    def densities(floor):
+        result = scorer.score(None, rhythm=calm, render=False,
+                              options=ScoreOptions(control=1.0, seed=2, min_density=floor))
+        return bar_densities(grid_notes(result.midi), full_bars)
+
+    assert min(densities(12)) >= 12
+    assert min(densities(0)) < 12
+
+
+def test_loudness_reaches_the_audio(scorer, sample_rhythm):
+    """The rendered music is mastered to the user's loudness, not the default's."""
+    from vbgm_core.audio.master import integrated_loudness
+
+    options = ScoreOptions(seed=1, loudness=-30.0)
+    result = scorer.score(None, rhythm=sample_rhythm, options=options)
+    assert integrated_loudness(result.audio, result.sample_rate) == pytest.approx(-30.0, abs=1.0)
+    assert result.report["quality"]["loudness_lufs"] == pytest.approx(-30.0, abs=1.0)

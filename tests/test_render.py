@@ -40,7 +40,7 @@ def _song(bpm=120.0, bars=4):
 
 @pytest.fixture(scope="module")
 def mix():
-    return render.render_audio(_song(), sample_rate=SR, duration_s=6.0)
+    return render.render_audio(_song(), sample_rate=SR, duration_s=6.0, loudness=-14.0)
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +109,9 @@ def test_render_masters_to_the_loudness_target(mix):
     q = audio_quality(mix, SR)
     assert abs(q["loudness_lufs"] - -14.0) <= 1.0
     assert q["true_peak_dbtp"] <= -1.0 and q["clipped_samples"] == 0
-    broadcast = render.render_audio(_song(), sample_rate=SR, duration_s=6.0, loudness_lufs=-23)
+    broadcast = render.render_audio(_song(), sample_rate=SR, duration_s=6.0, loudness=-23)
     assert abs(audio_quality(broadcast, SR)["loudness_lufs"] - -23.0) <= 1.0
-    peak_only = render.render_audio(_song(), sample_rate=SR, duration_s=6.0, loudness_lufs=None)
+    peak_only = render.render_audio(_song(), sample_rate=SR, duration_s=6.0, loudness=None)
     assert abs(np.abs(peak_only).max() - render.PEAK) < 1e-6  # the old peak normalisation
 
 
@@ -128,7 +128,7 @@ def test_better_soundfont_preferred_over_the_fallback(tmp_path, monkeypatch):
 
 
 def test_render_deterministic(mix):
-    again = render.render_audio(_song(), sample_rate=SR, duration_s=6.0)
+    again = render.render_audio(_song(), sample_rate=SR, duration_s=6.0, loudness=-14.0)
     assert np.array_equal(mix, again)
 
 

@@ -18,7 +18,6 @@ from vbgm_core.model.config import load_config
 from vbgm_core.music.harmony import SCALES, HarmonyPlan
 from vbgm_core.music.instruments import GROUP_ID
 from vbgm_core.music.sampler import (
-    MIN_DENSITY,
     PITCH_RANGE,
     ControlledSampler,
     Sampling,
@@ -33,6 +32,9 @@ from vbgm_core.music.tokenizer import (
     onset_strengths,
     tokens_errors,
 )
+from vbgm_core.options import ScoreOptions
+
+MIN_DENSITY = ScoreOptions().min_density   # the users' default floor
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,8 @@ targets_strategy = st.integers(1, 2).flatmap(lambda n: st.builds(
                                     ["drums", "piano", "guitar", "bass", "strings"]]),
        seed=st.integers(0, 99))
 def test_every_generation_is_valid_and_exactly_long(model, targets, control, instruments, seed):
-    tokens = ControlledSampler(model, 1, instruments, control, seed).generate(targets)
+    tokens = ControlledSampler(model, 1, instruments, control, seed,
+                               min_density=MIN_DENSITY).generate(targets)
     assert tokens_errors(tokens) == []
     assert (tokens[:, 0] == BAR).sum() == targets.n_bars and tokens[-1, 0] == EOS
     notes = tokens[tokens[:, 0] == NOTE]
@@ -90,11 +93,11 @@ def test_contract_and_cancel(model):
     # Users' values are checked in ScoreOptions (tests/test_options.py); the sampler asserts.
     for bad in (dict(control=1.2), dict(instruments=["kazoo"]), dict(min_density=17),
                 dict(harmony="C major")):
-        args = {"instruments": ["piano"], **bad}
+        args = {"instruments": ["piano"], "control": 0.5, "seed": 0, **bad}
         with pytest.raises(AssertionError):
             ControlledSampler(model, 0, args.pop("instruments"), **args)
     with pytest.raises(Cancelled):
-        ControlledSampler(model, 0, ["piano"]).generate(Targets(2), cancel=lambda: True)
+        ControlledSampler(model, 0, ["piano"], 0.5, 0).generate(Targets(2), cancel=lambda: True)
 
 
 def test_sampling_settings_parse_and_refuse():
@@ -158,7 +161,7 @@ def test_harmony_prior_keeps_to_the_key_without_a_mask(model):
 
 def test_auto_plan_and_density_floor(model):
     targets = Targets(3, [0, 0, 1], {})
-    sampler = ControlledSampler(model, 0, ["piano"], 1.0, 5)
+    sampler = ControlledSampler(model, 0, ["piano"], 1.0, 5, min_density=MIN_DENSITY)
     tokens = sampler.generate(targets)
     assert isinstance(sampler.plan, HarmonyPlan) and sampler.plan.n_bars == 3
     assert bar_densities(tokens).tolist() == [MIN_DENSITY] * 3  # calm is not silence

@@ -93,7 +93,7 @@ def test_instruments_and_genre_are_honoured(sample_clip, tiny_model, rhythm):
 @pytest.mark.parametrize("args, message", [
     (["--genre", "jazz"], "unknown genre 'jazz'"),
     (["--instruments", "piano,kazoo"], "unknown instrument(s) kazoo"),
-    (["--control", "1.5"], "outside [0, 1]"),
+    (["--control", "1.5"], "control degree 1.5 is outside 0..1"),
     (["--tempo", "500"], "tempo"),
 ])
 def test_bad_options_are_one_line_errors(sample_clip, tiny_model, tmp_path, capsys, args, message):

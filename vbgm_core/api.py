@@ -16,18 +16,30 @@ __all__ = ["score_video", "Scorer", "ScoreOptions", "ScoreResult", "DEFAULT_MODE
 def score_video(video, out_wav=None, out_midi=None, out_video=None, *, options=None,
                 start=None, end=None, model=None, soundfont=None, overwrite=False, rhythm=None,
                 render=True, progress=None, cancel=None, scorer=None, outputs=None,
-                continue_from=None, keep_until=None, **option_kwargs):
-    """Compose and render a soundtrack for a video file (or its [start, end) range, or an
-    editor's timeline given as an edit list JSON, video/edit.py).
+                continue_from=None, keep_until=None, out_timeline=None, media_dirs=(),
+                wav_reference=None, **option_kwargs):
+    """Compose and render a soundtrack for a video file (or its [start, end) range), an
+    editor's cut given as an edit list JSON (video/edit.py), or an editor's timeline
+    (OpenTimelineIO: a .otio, .xml, .fcpxml or .edl file, or an ``otio.schema.Timeline``).
 
     Args:
-        video: the video file (only read); may be None when ``rhythm`` is given (frames
-            analysed by the caller, e.g. an edited MoviePy clip) and ``out_video`` is not.
+        video: the video file, edit list or timeline (only read); may be None when
+            ``rhythm`` is given (frames analysed by the caller, e.g. an edited MoviePy clip)
+            and ``out_video`` is not.
         out_wav, out_midi, out_video: outputs to write; refused if they exist unless
             ``overwrite`` (which replaces only files, never an input), all written together at
             the end or not at all. ``out_video`` is a copy of the video with the music.
-        options: a ``ScoreOptions`` (genre, instruments, control, tempo, seed, sampling, key,
-            mode, loudness, mix...); or give those as keyword arguments (``genre="rock"``).
+        out_timeline: for a timeline: the scored timeline to write (.otio, .xml, .fcpxml), the
+            input plus a "vbgm score" audio track referring to ``out_wav`` (required then;
+            the music as it plays in the edit, ducked where the mix says) and a marker at
+            every bar line.
+        media_dirs: for a timeline: folders to find its media in when they are not where it
+            says (by file name).
+        wav_reference: where the scored timeline says the WAV is (default ``out_wav``): the
+            WAV's final place when the caller moves it there after the call (the batch).
+        options: a ``ScoreOptions`` or a dict of its fields (genre, instruments, control,
+            tempo, seed, sampling, key, mode, loudness, mix...); or give those as keyword
+            arguments (``genre="rock"``).
             The mix settings apply to the muxed video; the WAV and MIDI are the music alone;
             the report has the speech found and the music's gain curve.
         start, end: range of the video to score, seconds.
@@ -48,12 +60,13 @@ def score_video(video, out_wav=None, out_midi=None, out_video=None, *, options=N
     Returns:
         ScoreResult.
     """
-    if options is None:
-        options = ScoreOptions.from_kwargs(**option_kwargs)
-    elif option_kwargs:
-        options = options.replace(**option_kwargs)
+    options = ScoreOptions.coerce(options)
+    if option_kwargs:
+        options = ScoreOptions.from_kwargs(options, **option_kwargs)
     scorer = scorer or Scorer.from_pretrained(model)
     return scorer.score(video, out_wav, out_midi, out_video, options=options, start=start,
                         end=end, soundfont=soundfont, overwrite=overwrite, rhythm=rhythm,
                         render=render, progress=progress, cancel=cancel, outputs=outputs,
-                        continue_from=continue_from, keep_until=keep_until)
+                        continue_from=continue_from, keep_until=keep_until,
+                        out_timeline=out_timeline, media_dirs=media_dirs,
+                        wav_reference=wav_reference)

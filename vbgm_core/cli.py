@@ -100,9 +100,19 @@ def _add_score(sub):
         "  vbgm score clip.mp4 -o clip_scored.mp4\n"
         "  vbgm score clip.mp4 --wav music.wav --midi music.mid --genre rock --seed 3\n"
         "  vbgm score clip.mp4 -o part.mp4 --start 2.5 --end 12 --instruments piano,strings\n"
-        "  vbgm score clip.mp4 --midi music.mid   # no synthesizer needed")
-    p.add_argument("video", help="video file (only read, never modified)")
-    p.add_argument("-o", "--output", help="copy of the video with the music (.mp4, .mov, .mkv)")
+        "  vbgm score clip.mp4 --midi music.mid   # no synthesizer needed\n"
+        "  vbgm score cut.xml -o cut_scored.xml --media-dir /footage   # an editor's timeline\n"
+        "\nA timeline (.otio, .xml from Premiere/Resolve, .fcpxml, .edl) gives a timeline: -o\n"
+        "names the scored timeline (.otio, .xml or .fcpxml), the input plus a 'vbgm score'\n"
+        "audio track with a marker at every bar line; the WAV, MIDI and report default to\n"
+        "files beside it (docs/TIMELINES.md).")
+    p.add_argument("video", help="video file, edit list (.json) or editor's timeline (.otio, "
+                   ".xml, .fcpxml, .edl); only read, never modified")
+    p.add_argument("-o", "--output", help="copy of the video with the music (.mp4, .mov, .mkv); "
+                   "for a timeline input, the scored timeline (.otio, .xml, .fcpxml)")
+    p.add_argument("--media-dir", action="append", default=[], metavar="DIR",
+                   help="timeline input: a folder to find its media in when they are not where "
+                   "it says (by file name; repeatable)")
     p.add_argument("--wav", help="write the music as WAV")
     p.add_argument("--midi", help="write the music as MIDI")
     p.add_argument("--report", help="write a JSON report (tempo, bars, control error, metrics)")
@@ -143,11 +153,18 @@ def _quiet_decoder():
 def _run_score(args):
     from .api import score_video
     from .files import Outputs, check_input_file
+    from .timeline import is_timeline
     from .video.plot import IMAGE_SUFFIXES
 
-    if not (args.output or args.wav or args.midi):
-        raise InputError("nothing to write: give -o OUT.mp4, --wav, --midi (or several)")
-    check_input_file(args.video, "video")
+    timeline = is_timeline(args.video)
+    if timeline and args.output:   # the music and its report land beside the scored timeline
+        out = Path(args.output)
+        args.wav = args.wav or str(out.with_suffix(".wav"))
+        args.midi = args.midi or str(out.with_suffix(".mid"))
+        args.report = args.report or str(out.with_suffix(".json"))
+    if not (args.output or args.wav or args.midi or args.stems):
+        raise InputError("nothing to write: give -o OUT.mp4, --wav, --midi, --stems (or several)")
+    check_input_file(args.video, "timeline" if timeline else "video")
     # score_video adds -o, --wav and --midi to this one transaction: all land, or none.
     run_outputs = Outputs(inputs=(args.video, args.model, args.soundfont, args.continue_from),
                           overwrite=args.overwrite)
@@ -162,7 +179,9 @@ def _run_score(args):
     try:
         with run_outputs:
             result = score_video(
-                args.video, out_wav=args.wav, out_midi=args.midi, out_video=args.output,
+                args.video, out_wav=args.wav, out_midi=args.midi,
+                out_video=None if timeline else args.output,
+                out_timeline=args.output if timeline else None, media_dirs=args.media_dir,
                 options=_options(args), start=args.start, end=args.end,
                 model=args.model, soundfont=args.soundfont, overwrite=args.overwrite,
                 continue_from=args.continue_from, keep_until=args.keep_until,
@@ -173,7 +192,9 @@ def _run_score(args):
         progress.event(event="error", message=str(e), exit_code=e.exit_code)
         raise
     outputs = {k: str(v) for k, v in (("mp4", result.video_path), ("wav", result.wav_path),
-                                      ("midi", result.midi_path)) if v}
+                                      ("midi", result.midi_path),
+                                      ("timeline", result.timeline_path),
+                                      ("stems", args.stems)) if v}
     progress.event(event="done", **outputs, report=result.report)
     if args.progress != "jsonl":
         r = result.report
@@ -247,7 +268,8 @@ def _run_batch(args):
         rows = result.rows
         width = max(len(r["name"]) for r in rows)
         for r in rows:
-            status = (f"ok  {r['seconds']:6.1f} s  {r['outputs']['mp4']}" if r["status"] == "ok"
+            main = r["outputs"] and (r["outputs"].get("mp4") or r["outputs"].get("timeline"))
+            status = (f"ok  {r['seconds']:6.1f} s  {main}" if r["status"] == "ok"
                       else f"{r['status'].upper()}  {r['error']}")
             print(f"{r['name']:<{width}}  {status}")
         print(f"{len(rows) - result.failed} scored, {result.failed} failed; "
@@ -313,6 +335,8 @@ def _run_analyze(args):
 
 
 def _add_eval(sub):
+    from .options import MIX_OPTIONS, ScoreOptions
+
     p = sub.add_parser(
         "eval", help="measure the model on videos against baselines and the paper's numbers",
         description="For each video, generate with several control degrees and seeds, plus an "
@@ -326,9 +350,9 @@ def _add_eval(sub):
     p.add_argument("--model", help="model file (default: the bundled model)")
     p.add_argument("--data", help="dataset directory from `vbgm prepare`: enables the matched "
                    "baseline and the held-out reference row")
-    p.add_argument("--genre", help="genre of the model (default pop)")
-    p.add_argument("--instruments", help="comma-separated subset of drums,piano,guitar,bass,"
-                   "strings (default: all)")
+    # The music's options as `score` has them, but those the evaluation sweeps (control
+    # degree, seed) and the mix (the evaluation measures the music alone).
+    ScoreOptions.add_arguments(p, exclude=("control", "seed") + MIX_OPTIONS)
     p.add_argument("--seeds", type=int, default=None, help="seeds per control degree "
                    "(default 3; 1 with --quick)")
     p.add_argument("--controls", help="comma-separated control degrees (default 0,0.3,0.7,1; "
@@ -344,6 +368,7 @@ def _add_eval(sub):
 
 def _run_eval(args):
     from .evaluation.runner import run_eval
+    from .options import ScoreOptions
 
     controls = None
     if args.controls:
@@ -353,8 +378,7 @@ def _run_eval(args):
             raise InputError(f"--controls must be numbers in [0, 1], not {args.controls!r}")
     progress = _progress(args.progress, stages=False)
     report = run_eval(args.videos, args.output, model=args.model, data=args.data,
-                      genre=args.genre, instruments=args.instruments,
-                      seeds=args.seeds, controls=controls, quick=args.quick,
+                      options=ScoreOptions.from_args(args), seeds=args.seeds, controls=controls, quick=args.quick,
                       reference_songs=args.reference_songs, overwrite=args.overwrite,
                       progress=progress)
     progress.event(event="done", report=str(Path(args.output) / "report.json"))

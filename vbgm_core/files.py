@@ -137,6 +137,15 @@ class _Output:
     installed: bool = False
 
 
+def _check_not_input(path, what, folder, source):
+    """InputError when the output ``path`` would replace or hold the input ``source``."""
+    if same_file(path, source):
+        raise InputError(f"{path}: is an input of this run; the {what} may never replace an "
+                         "input")
+    if folder and _inside(source, path):
+        raise InputError(f"{path}: holds an input of this run ({source}); choose another {what}")
+
+
 class Outputs:
     """All outputs of one run: declared (and checked) before the work, committed together.
 
@@ -164,18 +173,22 @@ class Outputs:
 
     def _check_against_others(self, path, what, folder):
         for i in self.inputs:
-            if same_file(path, i):
-                raise InputError(f"{path}: is an input of this run; the {what} may never "
-                                 "replace an input")
-            if folder and _inside(i, path):
-                raise InputError(f"{path}: holds an input of this run ({i}); choose another "
-                                 f"{what}")
+            _check_not_input(path, what, folder, i)
         for o in self._outputs:
             if same_file(path, o.path):
                 raise InputError(f"{path}: named for two outputs ({o.what} and {what})")
             if (o.folder and _inside(path, o.path)) or (folder and _inside(o.path, path)):
                 raise InputError(f"{path}: {what} and {o.what} ({o.path}) overlap; "
                                  "give them separate places")
+
+    def add_inputs(self, paths):
+        """More inputs of the run, known once the first is read (the media an edit list or a
+        timeline plays); every output declared so far is checked against them."""
+        new = [Path(p) for p in paths if p is not None]
+        for o in self._outputs:
+            for i in new:
+                _check_not_input(o.path, o.what, o.folder, i)
+        self.inputs += new
 
     def add_file(self, path, what="output", suffixes=None):
         """Declare a file output; checks it now. ``suffixes``: the extensions allowed (lower

@@ -15,8 +15,6 @@ from pathlib import Path
 
 from .errors import InputError, RenderError
 
-# Containers a scored copy of a video can be written to (the extension picks it).
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
 
 
 def media_url(path):

@@ -1,53 +1,87 @@
-"""What a user may choose about the music: one frozen dataclass, its defaults and its checks.
+"""What a user may choose about the music: one frozen dataclass, its defaults, ranges and checks.
 
-Every entry point builds a :class:`ScoreOptions`: the CLI from its arguments (its flags are
-generated from the fields below, so `score`, `batch` and `eval` cannot drift apart), the Python
-API and the MoviePy effect from keyword arguments, the Blender add-on through the CLI. A new
-option is one field here (default, help, check) and is then everywhere; the report records the
-options whole (``to_dict``).
+Every entry point builds a :class:`ScoreOptions`: the CLI from its arguments (the flags of
+`score`, `batch` and `eval` are generated from the fields below, so they cannot drift apart),
+the Python API and the MoviePy effect from keyword arguments, the Blender add-on through the
+CLI (its panel is tested against :func:`option_specs`). A new option is one field here
+(default, range or choices, help) plus its implementation; the report records the options
+whole (``to_dict``). Each default is stated here and nowhere else: the stages take the values
+as arguments.
 
 The model-dependent checks (is the genre one the model knows?) belong to the ``Scorer``, which
-owns the model; everything else is checked here, once.
+owns the model; everything else is checked here, once, so the stages trust a ``ScoreOptions``.
 """
 
 import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from .audio import mix as duck
 from .errors import InputError
-from .music.harmony import check_mode, parse_key
+from .music.harmony import PITCH_CLASSES, check_mode, parse_key
 from .music.instruments import GROUPS
 from .music.sampling import Sampling
 
-# A user tempo outside this range is refused (the music grid would be absurd).
-TEMPO_RANGE = (30.0, 300.0)
+MIX_MODES = ("replace", "mix", "duck")
+# The options of the mix (audio/mix.py): how the music meets the clip's own sound, not the music.
+MIX_OPTIONS = ("mix", "music_gain_db", "original_gain_db", "duck_depth_db", "duck_attack_s",
+               "duck_release_s")
+MODES = ("auto", "major", "minor")
 
 
-def _flag(help, metavar=None, flag=None, choices=None):
-    """Field metadata: the option's CLI help, metavar, flag (default ``--field-name``) and
-    choices."""
-    return {"help": help, "metavar": metavar, "flag": flag, "choices": choices}
+def _flag(help, metavar=None, flag=None, choices=None, low=None, high=None, name=None,
+          unit=""):
+    """Field metadata: the option's CLI help, metavar, flag (default ``--field-name``),
+    choices; for numbers the inclusive range ``[low, high]``, and the name and unit its
+    messages use (default: the flag's words)."""
+    return {"help": help, "metavar": metavar, "flag": flag, "choices": choices, "low": low,
+            "high": high, "name": name, "unit": unit}
 
 
-def _integer(value, name, low, high):
+def _number(value, name, low, high, unit=""):
+    """A finite number inside ``[low, high]``, else an InputError naming the option."""
+    if isinstance(value, bool):
+        raise InputError(f"{name} must be a number, not {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{name} must be a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise InputError(f"{name} must be a finite number, not {value!r}")
+    if not low <= number <= high:
+        raise InputError(f"{name} {value}{unit} is outside {low:g}..{high:g}{unit}")
+    return number
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _integer(value, name, low=-math.inf, high=math.inf):
+    """A whole number inside ``[low, high]`` (any size when unbounded)."""
+    if isinstance(value, bool):
+        raise InputError(f"{name} must be a whole number, not {value!r}")
     try:
         number = int(value)
         if number != float(value):
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError(f"{name} must be a whole number, not {value!r}") from None
     if not low <= number <= high:
         raise InputError(f"{name} {number} is outside {low}..{high}")
     return number
 
 
-def _number(value, name):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, not {value!r}") from None
-    return number
+def _genre(value):
+    """None (the model's default) or a non-empty name; the model checks that it knows it."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"genre must be a genre name (`vbgm genres` lists them), not {value!r}")
+    return value.strip()
 
 
 def _instruments(value):
@@ -63,42 +97,6 @@ def _instruments(value):
     if bad:
         raise InputError(f"unknown instrument(s) {', '.join(bad)}; choose from {', '.join(GROUPS)}")
     return tuple(g for g in GROUPS if g in names)
-
-
-def _tempo(value):
-    """"auto" / None → None (from the video); a number of BPM inside TEMPO_RANGE."""
-    if value is None or value == "auto":
-        return None
-    try:
-        bpm = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"tempo must be 'auto' or a number of BPM, not {value!r}") from None
-    if not (math.isfinite(bpm) and TEMPO_RANGE[0] <= bpm <= TEMPO_RANGE[1]):
-        raise InputError(f"tempo {value} BPM is outside {TEMPO_RANGE[0]:g}-{TEMPO_RANGE[1]:g}")
-    return bpm
-
-
-def _control(value):
-    try:
-        c = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"control degree must be a number in [0, 1], not {value!r}") from None
-    if not 0.0 <= c <= 1.0:
-        raise InputError(f"control degree {value} is outside [0, 1]")
-    return c
-
-
-def _seed(value):
-    """Any integer, negative ones included (the sampler reads it modulo 2**64)."""
-    if isinstance(value, bool):
-        raise InputError(f"seed must be an integer, not {value!r}")
-    try:
-        seed = int(value)
-        if seed != float(value):
-            raise ValueError
-    except (TypeError, ValueError, OverflowError):
-        raise InputError(f"seed must be an integer, not {value!r}") from None
-    return seed
 
 
 def _sampling(value):
@@ -123,12 +121,13 @@ class ScoreOptions:
     genre: str | None = field(default=None, metadata=_flag(
         "genre of the model (`vbgm genres` lists them; default: pop where the model has it)"))
     instruments: tuple | None = field(default=None, metadata=_flag(
-        f"comma-separated subset of {','.join(GROUPS)} (default: all)", "A,B"))
+        f"comma-separated subset of {','.join(GROUPS)} (default: all)", "A,B", choices=GROUPS))
     control: float = field(default=0.7, metadata=_flag(
         "control degree C in [0, 1]: 0 free music, 1 follows the video fully (default 0.7, the "
-        "paper's choice)", "C"))
+        "paper's choice)", "C", low=0.0, high=1.0, name="control degree"))
     tempo: float | None = field(default=None, metadata=_flag(
-        f"auto (from the video) or BPM ({TEMPO_RANGE[0]:g}-{TEMPO_RANGE[1]:g})", "auto|BPM"))
+        "auto (from the video) or BPM (30-300)", "auto|BPM", low=30.0, high=300.0,
+        unit=" BPM"))
     seed: int = field(default=0, metadata=_flag(
         "same seed, same music (default 0; any integer)", "N"))
     sampling: Sampling = field(default_factory=Sampling, metadata=_flag(
@@ -138,57 +137,71 @@ class ScoreOptions:
     # Harmony, calm and loudness (docs/MUSIC.md).
     key: str = field(default="auto", metadata=_flag(
         "key of the piece: auto (drawn from the genre's songs and the seed) or a pitch class "
-        "such as C, F#, Bb", "auto|KEY"))
+        "such as C, F#, Bb", "auto|KEY", choices=("auto",) + PITCH_CLASSES))
     mode: str = field(default="auto", metadata=_flag(
-        "auto (from the genre's songs and the seed), major or minor", "auto|major|minor"))
+        "auto (from the genre's songs and the seed), major or minor", "auto|major|minor",
+        choices=MODES))
+    # Calm is not silence: a still clip maps every bar to the lowest densities, single hits
+    # with multi-second gaps (docs/MUSIC.md has the measured choice).
     min_density: int = field(default=3, metadata=_flag(
         "fewest onsets in any bar, so that calm footage gets calm music rather than silence "
-        "(default 3; 0 lets bars be as sparse as the video says)", "N"))
+        "(default 3; 0 lets bars be as sparse as the video says)", "N", low=0, high=16))
+    # Below -40 LUFS the music is too quiet to judge or to mix; above -5 it cannot be loud
+    # without the limiter crushing it.
     loudness: float = field(default=-14.0, metadata=_flag(
-        "integrated loudness of the music, LUFS (default -14, web video; -23 for broadcast)",
-        "LUFS"))
-    # How the music meets the clip's own sound (duck.py): the written WAV/MIDI/stems are the
-    # music alone; these levels apply in the muxed video, the MoviePy mix, Blender's strips.
+        "integrated loudness of the music, LUFS (default -14, web video; -23 for broadcast; "
+        "-40..-5)", "LUFS", low=-40.0, high=-5.0, unit=" LUFS"))
+    # How the music meets the clip's own sound (audio/mix.py): the written WAV/MIDI/stems are
+    # the music alone; these levels apply in the muxed video, the MoviePy mix, Blender's strips.
+    # Levels beyond +-60 dB make silence or overload, never a mix.
     mix: str = field(default="replace", metadata=_flag(
         "replace the video's audio, mix the music under it, or duck: mix, with the music "
-        "lowered wherever someone speaks (default replace)", choices=duck.MIX_MODES))
-    music_gain_db: float = field(default=duck.DEFAULT_MUSIC_GAIN_DB, metadata=_flag(
-        "level of the music in the mix, dB (default 0)", "DB", flag="--music-gain"))
-    original_gain_db: float = field(default=duck.DEFAULT_ORIGINAL_GAIN_DB, metadata=_flag(
-        f"level of the video's own sound with --mix mix/duck, dB (default "
-        f"{duck.DEFAULT_ORIGINAL_GAIN_DB:g})", "DB", flag="--original-gain"))
-    duck_depth_db: float = field(default=duck.DEFAULT_DEPTH_DB, metadata=_flag(
-        f"how far the music drops under speech, dB (default {duck.DEFAULT_DEPTH_DB:g})", "DB",
-        flag="--duck-depth"))
-    duck_attack_s: float = field(default=duck.DEFAULT_ATTACK_S, metadata=_flag(
-        f"seconds the music takes to drop as speech starts (default "
-        f"{duck.DEFAULT_ATTACK_S:g})", "S", flag="--duck-attack"))
-    duck_release_s: float = field(default=duck.DEFAULT_RELEASE_S, metadata=_flag(
-        f"seconds the music takes to come back after speech (default "
-        f"{duck.DEFAULT_RELEASE_S:g})", "S", flag="--duck-release"))
+        "lowered wherever someone speaks (default replace)", choices=MIX_MODES))
+    music_gain_db: float = field(default=0.0, metadata=_flag(
+        "level of the music in the mix, dB (default 0; -60..24)", "DB", flag="--music-gain",
+        low=-60.0, high=24.0))
+    # ≈ 0.3 linear, the original's level before gains were in dB.
+    original_gain_db: float = field(default=-10.5, metadata=_flag(
+        "level of the video's own sound with --mix mix/duck, dB (default -10.5; -60..24)", "DB",
+        flag="--original-gain", low=-60.0, high=24.0))
+    # An editor's auto-duck: about -12 dB under dialogue, a quick fade down, a slower fade
+    # back up so the music does not jump in at the end of every sentence.
+    duck_depth_db: float = field(default=-12.0, metadata=_flag(
+        "how far the music drops under speech, dB (default -12; -60..0)", "DB",
+        flag="--duck-depth", low=-60.0, high=0.0))
+    duck_attack_s: float = field(default=0.3, metadata=_flag(
+        "seconds the music takes to drop as speech starts (default 0.3; 0..10)", "S",
+        flag="--duck-attack", low=0.0, high=10.0))
+    duck_release_s: float = field(default=0.8, metadata=_flag(
+        "seconds the music takes to come back after speech (default 0.8; 0..10)", "S",
+        flag="--duck-release", low=0.0, high=10.0))
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
-        if self.genre is not None and not isinstance(self.genre, str):
-            raise InputError(f"genre must be a name, not {self.genre!r}")
+        set_("genre", _genre(self.genre))
         set_("instruments", _instruments(self.instruments))
-        set_("control", _control(self.control))
-        set_("tempo", _tempo(self.tempo))
-        set_("seed", _seed(self.seed))
+        set_("seed", _integer(self.seed, "seed"))   # any integer: the sampler reads it mod 2**64
         set_("sampling", _sampling(self.sampling))
         if str(self.key).lower() != "auto":
             parse_key(self.key)                  # an unknown key name is an InputError
         set_("mode", check_mode(self.mode) or "auto")
-        set_("min_density", _integer(self.min_density, "min density", 0, 16))
-        loudness = _number(self.loudness, "loudness")
-        if not -70.0 <= loudness <= -5.0:
-            raise InputError(f"loudness {self.loudness} LUFS is outside -70..-5")
-        set_("loudness", loudness)
-        for name in ("music_gain_db", "original_gain_db", "duck_depth_db", "duck_attack_s",
-                     "duck_release_s"):
-            set_(name, _number(getattr(self, name), name.replace("_", " ")))
-        duck.check_mix(self.mix, self.music_gain_db, self.original_gain_db, self.duck_depth_db,
-                       self.duck_attack_s, self.duck_release_s)
+        if self.mix not in MIX_MODES:
+            raise InputError(f"mix must be one of {', '.join(MIX_MODES)}, not {self.mix!r}")
+        if isinstance(self.tempo, str):
+            word = self.tempo.strip().lower()
+            if word == "auto":
+                set_("tempo", None)
+            elif not _is_number(word):
+                raise InputError(f"tempo must be 'auto' or a number of BPM, not {self.tempo!r}")
+        for f in dataclasses.fields(self):      # every number: finite and inside its range
+            low, high, value = f.metadata["low"], f.metadata["high"], getattr(self, f.name)
+            if low is None or value is None:
+                continue
+            name = f.metadata["name"] or _cli_flag(f).lstrip("-").replace("-", " ")
+            if f.type is int:
+                set_(f.name, _integer(value, name, low, high))
+            else:
+                set_(f.name, _number(value, name, low, high, f.metadata["unit"]))
 
     @classmethod
     def from_kwargs(cls, base=None, **kwargs):
@@ -203,14 +216,30 @@ class ScoreOptions:
         return dataclasses.replace(base, **given) if base is not None else cls(**given)
 
     @classmethod
-    def add_arguments(cls, parser):
-        """Add one ``--flag`` per option to an argparse parser (defaults stay None: unset)."""
+    def coerce(cls, value, what="options"):
+        """``value`` as ScoreOptions: a ScoreOptions, a dict of option names, or None (the
+        defaults); anything else is a TypeError that says what is wanted."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            return cls.from_kwargs(**value)
+        raise TypeError(f"{what} must be a vbgm_core.options.ScoreOptions or a dict of its "
+                        f"fields, not {type(value).__name__}")
+
+    @classmethod
+    def add_arguments(cls, parser, exclude=()):
+        """Add one ``--flag`` per option (but those in ``exclude``) to an argparse parser
+        (defaults stay None: unset)."""
         for f in dataclasses.fields(cls):
+            if f.name in exclude:
+                continue
             meta = f.metadata
-            flag = meta["flag"] or "--" + f.name.replace("_", "-")
             extra = {"nargs": "+"} if f.name == "sampling" else {}
-            parser.add_argument(flag, dest=f.name, metavar=meta["metavar"], help=meta["help"],
-                                choices=meta["choices"], **extra)
+            choices = meta["choices"] if f.name in ("mix", "mode") else None
+            parser.add_argument(_cli_flag(f), dest=f.name, metavar=meta["metavar"],
+                                help=meta["help"], choices=choices, **extra)
 
     @classmethod
     def from_args(cls, args):
@@ -234,3 +263,17 @@ class ScoreOptions:
                 value = list(value)
             out[f.name] = value
         return out
+
+
+def _cli_flag(f):
+    return f.metadata["flag"] or "--" + f.name.replace("_", "-")
+
+
+def option_specs():
+    """Every option's default, choices, range and CLI flag as JSON-able values: what other
+    front ends (the Blender panel, which cannot import vbgm_core) are tested against."""
+    defaults = ScoreOptions().to_dict()
+    return {f.name: {"default": defaults[f.name],
+                     "choices": list(f.metadata["choices"]) if f.metadata["choices"] else None,
+                     "min": f.metadata["low"], "max": f.metadata["high"], "flag": _cli_flag(f)}
+            for f in dataclasses.fields(ScoreOptions)}

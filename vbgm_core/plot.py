@@ -21,7 +21,7 @@ def plot_score(rhythm, midi, path, speech=None, gain_db=None):
         midi: the generated ``miditoolkit.MidiFile`` (tracks named after the groups).
         path: output image (``.png``).
         speech, gain_db: the mix's speech segments and the music's gain breakpoints (the
-            report's fields, duck.py): drawn in a panel of their own when ``gain_db`` is given.
+            report's fields, audio/mix.py): drawn in a panel of their own when ``gain_db`` is given.
     """
     import matplotlib
 

@@ -22,6 +22,7 @@ import numpy as np
 from .errors import InputError, ModelLoadError
 from .music.instruments import GROUPS
 from .options import ScoreOptions
+from .source import EDIT, TIMELINE, Source
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_MODEL = ASSETS / "model.safetensors"
@@ -91,6 +92,7 @@ class ScoreResult:
     wav_path: Path | None = None
     midi_path: Path | None = None
     video_path: Path | None = None
+    timeline_path: Path | None = None
 
 
 def resolve_model_path(path=None):
@@ -164,46 +166,29 @@ class Scorer:
 
     def score(self, video, out_wav=None, out_midi=None, out_video=None, *, options=None,
               start=None, end=None, soundfont=None, overwrite=False, rhythm=None, render=True,
-              progress=None, cancel=None, outputs=None, continue_from=None, keep_until=None):
-        """Compose and render a soundtrack for a video file, its [start, end) range, or an
-        editor's timeline (an edit list, video/edit.py). See ``api.score_video``."""
-        from .audio import mix as duck
-        from .audio.render import find_soundfont, write_wav
-        from .files import Outputs, check_input_file, check_soundfont
-        from .media import VIDEO_SUFFIXES
-        from .video.edit import EditList, analyze_edit, is_edit_list, prepare_edit_mix
+              progress=None, cancel=None, outputs=None, continue_from=None, keep_until=None,
+              out_timeline=None, media_dirs=(), wav_reference=None):
+        """Compose and render a soundtrack for a video file, its [start, end) range, an edit
+        list or an editor's timeline (source.py). See ``api.score_video``."""
+        from .audio.mix import mux_mixed, plan_mix
+        from .audio.render import write_wav
+        from .files import Outputs
 
-        options = options or ScoreOptions()
+        options = ScoreOptions.coerce(options)
         if video is None and (rhythm is None or out_video is not None):
             raise InputError("score needs a video file (or a rhythm, without out_video)")
-        video = check_input_file(video, "video") if video is not None else None
+        source = Source.open(video, start, end, media_dirs) if video is not None else None
         # Every output is checked (against the inputs, each other, its extension) before any
         # work, and written to a temporary: all land together at the end, or none.
-        outputs = outputs or Outputs(inputs=(video, self.path, soundfont, continue_from),
-                                     overwrite=overwrite)
-        for out, what, suffixes in ((out_midi, "MIDI output", (".mid", ".midi")),
-                                    (out_wav, "WAV output", (".wav",)),
-                                    (out_video, "video output", VIDEO_SUFFIXES)):
-            if out is not None:
-                outputs.add_file(out, what, suffixes)
-        if soundfont is not None:
-            check_soundfont(soundfont)
-        if render:
-            find_soundfont(soundfont)  # no SoundFont installed: fails now, not after generation
-        if not render and (out_wav is not None or out_video is not None):
-            raise InputError("a WAV or video output needs rendering (render=True)")
-        edit = is_edit_list(video)
-        if edit and (out_video is not None or start is not None or end is not None):
-            raise InputError(f"{video}: an edit list is scored whole into a WAV/MIDI; -o (mux) "
-                             "and --start/--end need a video file")
-        prefix = None
-        if (continue_from is None) != (keep_until is None):
-            raise InputError("a re-roll needs both the previous take (--continue-from) and the "
-                             "time to keep it until (--keep-until)")
-        if continue_from is not None:
-            from .music.reroll import load_prefix
-
-            prefix = load_prefix(check_input_file(continue_from, "previous take"), keep_until)
+        inputs = (*(source.inputs if source else ()), self.path, soundfont, continue_from)
+        if outputs is None:
+            outputs = Outputs(inputs=inputs, overwrite=overwrite)
+        else:
+            outputs.add_inputs(inputs)
+        self._declare_outputs(outputs, source, out_wav, out_midi, out_video, out_timeline,
+                              render, soundfont)
+        prefix = self._kept_prefix(continue_from, keep_until)
+        if prefix is not None:
             options = prefix.continued_options(options)
         self.resolve(options)   # an unknown genre fails before any work
         report = progress or (lambda stage, fraction: None)
@@ -211,14 +196,7 @@ class Scorer:
 
         t0 = time.perf_counter()
         if rhythm is None:
-            if edit:
-                edit = EditList.from_json(video)
-                rhythm = analyze_edit(edit, tempo=options.tempo,
-                                      progress=lambda f: report("analyze", f),
-                                      music_stats=self.stats.histograms())
-            else:
-                rhythm = self.analyze(video, tempo=options.tempo, start=start, end=end,
-                                      progress=lambda f: report("analyze", f))
+            rhythm = source.analyze(self, options.tempo, lambda f: report("analyze", f))
         timings["analyze_s"] = time.perf_counter() - t0
         report("analyze", 1.0)
         rhythm = rhythm.with_min_density(options.min_density)
@@ -230,6 +208,9 @@ class Scorer:
 
         t0 = time.perf_counter()
         result = ScoreResult(midi, None, SAMPLE_RATE, {}, rhythm, tokens)
+        # Frames analysed by the caller (MoviePy) have no source to search: the caller mixes.
+        mix = plan_mix(options, rhythm.duration_s, source.speech_finder(rhythm)) \
+            if source is not None else None
         with outputs:  # written to temporaries; installed together (or all removed) at its end
             if out_midi is not None:
                 midi.dump(str(outputs.temp(out_midi)))
@@ -238,35 +219,86 @@ class Scorer:
                 result.audio = self.render(midi, rhythm, options, soundfont=soundfont)
                 report("render", 0.5)
             if out_wav is not None:
-                write_wav(result.audio, SAMPLE_RATE, outputs.temp(out_wav))
+                # A timeline's score is the music as it plays in the edit: mixed already.
+                wav = mix.music.apply(result.audio, SAMPLE_RATE) if out_timeline else result.audio
+                write_wav(wav, SAMPLE_RATE, outputs.temp(out_wav))
                 result.wav_path = Path(out_wav)
-            mix = dict(mix=options.mix, music_gain_db=options.music_gain_db,
-                       depth_db=options.duck_depth_db, attack_s=options.duck_attack_s,
-                       release_s=options.duck_release_s)
-            if edit:
-                speech, curve = prepare_edit_mix(edit, **mix)
-            elif video is not None:
-                speech, curve = duck.prepare_mix(video, rhythm.start_s, None, rhythm.duration_s,
-                                                 **mix)
-            else:   # frames analysed by the caller (MoviePy): the caller mixes
-                speech, curve = None, None
             if out_video is not None:
-                duck.mux_mixed(video, result.audio, SAMPLE_RATE, outputs.temp(out_video), curve,
-                               options.mix, options.original_gain_db, start_s=rhythm.start_s,
-                               end_s=rhythm.start_s + rhythm.duration_s)
+                mux_mixed(source.path, result.audio, SAMPLE_RATE, outputs.temp(out_video), mix,
+                          start_s=rhythm.start_s, end_s=rhythm.start_s + rhythm.duration_s)
                 result.video_path = Path(out_video)
+            result.report = self.report(
+                midi, rhythm, tokens, options, audio=result.audio,
+                video=str(source.path) if source and source.path else None,
+                source=source.kind if source else "frames", start_s=rhythm.start_s,
+                **({"continued_from": {"take": str(continue_from), "kept_s": prefix.boundary_s}}
+                   if prefix is not None else {}))
+            if mix is not None:
+                result.report.update(mix.report())
+            if out_timeline is not None:
+                self._write_timeline(source, result, wav_reference or out_wav,
+                                     outputs.temp(out_timeline))
+                result.timeline_path = Path(out_timeline)
         timings["render_s"] = time.perf_counter() - t0
         report("render", 1.0)
         timings["tokens_per_s"] = len(tokens) / max(timings["generate_s"], 1e-9)
-        result.report = self.report(
-            midi, rhythm, tokens, options, audio=result.audio,
-            video=str(video) if video else None, start_s=rhythm.start_s,
-            timings={k: round(v, 3) for k, v in timings.items()},
-            **({"continued_from": {"take": str(continue_from), "kept_s": prefix.boundary_s}}
-               if prefix is not None else {}))
-        if curve is not None:
-            result.report.update(duck.report_fields(speech, curve))
+        result.report["timings"] = {k: round(v, 3) for k, v in timings.items()}
         return result
+
+    def _declare_outputs(self, outputs, source, out_wav, out_midi, out_video, out_timeline,
+                         render, soundfont):
+        """Add the run's music outputs to ``outputs``, checking what the source allows."""
+        from .audio.mux import VIDEO_SUFFIXES
+        from .audio.render import find_soundfont
+        from .files import check_soundfont
+        from .timeline.write import WRITTEN_SUFFIXES
+
+        kind = source.kind if source is not None else None
+        if out_video is not None and kind in (EDIT, TIMELINE):
+            raise InputError(f"{source.path}: an edit list or a timeline is scored into a WAV/"
+                             "MIDI (and a timeline into a scored timeline); -o as a video "
+                             "needs a video file")
+        if out_timeline is not None and kind != TIMELINE:
+            raise InputError("a scored timeline needs a timeline to score (.otio, .xml, "
+                             ".fcpxml, .edl)")
+        if out_timeline is not None and out_wav is None:
+            raise InputError("a scored timeline refers to the music as a WAV: give its path")
+        for out, what, suffixes in ((out_midi, "MIDI output", (".mid", ".midi")),
+                                    (out_wav, "WAV output", (".wav",)),
+                                    (out_video, "video output", VIDEO_SUFFIXES),
+                                    (out_timeline, "timeline output", WRITTEN_SUFFIXES)):
+            if out is not None:
+                outputs.add_file(out, what, suffixes)
+        if soundfont is not None:
+            check_soundfont(soundfont)
+        if render:
+            find_soundfont(soundfont)  # no SoundFont installed: fails now, not after generation
+        if not render and (out_wav is not None or out_video is not None):
+            raise InputError("a WAV or video output needs rendering (render=True)")
+
+    @staticmethod
+    def _kept_prefix(continue_from, keep_until):
+        """The previous take's kept bars for a re-roll (music/reroll.py), or None."""
+        if (continue_from is None) != (keep_until is None):
+            raise InputError("a re-roll needs both the previous take (--continue-from) and the "
+                             "time to keep it until (--keep-until)")
+        if continue_from is None:
+            return None
+        from .files import check_input_file
+        from .music.reroll import load_prefix
+
+        return load_prefix(check_input_file(continue_from, "previous take"), keep_until)
+
+    @staticmethod
+    def _write_timeline(source, result, wav_path, out_path):
+        """The scored timeline: the editor's own with the music WAV on a new track and a
+        marker at every bar line, its chords as the comment."""
+        from .timeline import write_scored_timeline
+
+        r = result.report
+        write_scored_timeline(source.timeline.timeline, out_path, Path(wav_path).resolve(),
+                              r["duration_s"], r["bar_times_s"], chords=bar_chords(r),
+                              overwrite=True)
 
     # -- the three stages ----------------------------------------------------------------------
     def analyze(self, video=None, *, frames=None, duration_s=None, tempo=None, start=None,
@@ -356,7 +388,7 @@ class Scorer:
 
         options = options or ScoreOptions()
         return render_audio(midi, SAMPLE_RATE, soundfont=soundfont, duration_s=rhythm.duration_s,
-                            loudness_lufs=options.loudness)
+                            loudness=options.loudness)
 
     def report(self, midi, rhythm, tokens, options, structure=False, audio=None, **facts):
         """The report of a scored video: its facts and options, control error, rhythm
@@ -412,9 +444,29 @@ def score_report(midi, rhythm, tokens, structure=False, **facts):
     m = evaluate(midi, densities, beats, rhythm.cuts, rhythm.duration_s, rhythm.tempo_bpm,
                          structure)
     clean = {k: (None if v != v else round(float(v), 6)) for k, v in m.items()}  # nan → null
+    bar_s = 240.0 / rhythm.tempo_bpm
     return {
         "duration_s": rhythm.duration_s, "tempo_bpm": rhythm.tempo_bpm, "n_bars": rhythm.n_bars,
+        # Where an editor cuts to the music, and the edit points the music took as cuts.
+        "bar_times_s": [round(k * bar_s, 6) for k in range(rhythm.n_bars)
+                        if k * bar_s < rhythm.duration_s - 1e-9],
+        "cuts_s": [round(t, 6) for t in rhythm.cuts],
         **facts, "n_tokens": int(len(tokens)),
         "control_error": {k: clean[f"{k}_error"] for k in ("density", "strength", "time")},
         "metrics": clean,
     }
+
+
+def bar_chords(report):
+    """The chord names of each bar of a scored piece's report (those that start in it, else
+    the one still sounding), for markers an editor cuts to."""
+    changes = report["harmony"]["chords"]
+    names, current, i = [], [], 0
+    for k in range(len(report["bar_times_s"])):
+        here = []
+        while i < len(changes) and changes[i]["bar"] < k + 1:
+            here.append(changes[i]["name"])
+            i += 1
+        current = here or current[-1:]
+        names.append(list(current))
+    return names

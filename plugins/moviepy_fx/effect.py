@@ -18,16 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from vbgm_core.api import SAMPLE_RATE, ScoreOptions, Scorer, score_video
-from vbgm_core.audio.mix import (
-    GainCurve,
-    db_to_gain,
-    duck_curve,
-    gain_to_db,
-    report_fields,
-)
+from vbgm_core.audio.mix import GainCurve, db_to_gain, gain_to_db, plan_mix
 from vbgm_core.audio.render import find_soundfont
 from vbgm_core.audio.speech import detect_speech, detect_speech_samples
 from vbgm_core.errors import InputError
+from vbgm_core.options import MIX_OPTIONS
 from vbgm_core.progress import Progress
 
 from . import cache, clip_frames, compat
@@ -48,7 +43,7 @@ class SoundtrackInfo:
         midi_path: the generated MIDI file in the cache, None with ``cache=False``.
         speech: speech segments ``[(start_s, end_s), ...]`` found in the clip's audio
             (``mix="duck"``), else None.
-        gain_curve: the music's level (``vbgm_core.duck.GainCurve``; its ``points`` are
+        gain_curve: the music's level (``vbgm_core.audio.mix.GainCurve``; its ``points`` are
             ``(t_s, dB)`` breakpoints).
     """
 
@@ -60,6 +55,11 @@ class SoundtrackInfo:
     midi_path: Path | None = None
     speech: list | None = None
     gain_curve: GainCurve | None = None
+
+    @property
+    def bar_times_s(self):
+        """The music's bar lines, seconds from the clip's start: where an editor cuts to it."""
+        return list(self.report["bar_times_s"])
 
 
 def _check_clip(clip):
@@ -89,9 +89,6 @@ def _fit(audio, n):
     return np.concatenate([audio, np.zeros((n - len(audio), audio.shape[1]), audio.dtype)])
 
 
-# The music's own options that the mix does not change: the cache key's part.
-_MIX_OPTIONS = ("mix", "music_gain_db", "original_gain_db", "duck_depth_db", "duck_attack_s",
-                "duck_release_s")
 
 
 class CMTSoundtrack(*((compat.Effect,) if compat.Effect is not None else ())):
@@ -122,6 +119,11 @@ class CMTSoundtrack(*((compat.Effect,) if compat.Effect is not None else ())):
     Attributes:
         options: the ``ScoreOptions``; each option also reads as an attribute
             (``effect.genre``).
+
+    Not a ``@dataclass`` as MoviePy 2's own effects are: its parameters are ``ScoreOptions``'
+    fields, stated once there (with their defaults, ranges and checks); a dataclass here would
+    restate all sixteen and drift. It behaves as one where MoviePy looks (``copy``, ``apply``,
+    a readable ``repr``, attributes).
     """
 
     def __init__(self, *, options=None, soundfont=None, model=None, progress=True, cache=True,
@@ -163,32 +165,29 @@ class CMTSoundtrack(*((compat.Effect,) if compat.Effect is not None else ())):
             progress.close()
 
         music = _fit(audio, round(duration * SAMPLE_RATE))
-        segments, curve = self._level(clip, duration, info.source)
-        track = compat.audio_array_clip(curve.apply(music, SAMPLE_RATE), SAMPLE_RATE)
-        if self.options.mix != "replace" and clip.audio is not None:
-            original = compat.scaled(clip.audio, db_to_gain(self.original_gain_db))
+        mix = plan_mix(self.options, duration, self._speech_finder(clip, duration, info.source))
+        track = compat.audio_array_clip(mix.music.apply(music, SAMPLE_RATE), SAMPLE_RATE)
+        if mix.keeps_original and clip.audio is not None:
+            original = compat.scaled(clip.audio, db_to_gain(mix.original_gain_db))
             track = compat.mixed([original, track], duration)
-        info.speech, info.gain_curve = segments, curve
-        info.report = {**info.report, "options": options.to_dict(),
-                       **report_fields(segments, curve)}
+        info.speech = None if mix.speech is None else list(mix.speech)
+        info.gain_curve = mix.music
+        info.report = {**info.report, "options": options.to_dict(), **mix.report()}
         scored = compat.with_audio(clip, track)
         scored.cmt_info = info
         return scored
 
-    def _level(self, clip, duration, source):
-        """``(speech segments or None, GainCurve)``: the music's level over the clip."""
-        o = self.options
-        if o.mix != "duck":
-            return None, GainCurve.constant(o.music_gain_db, duration)
+    @staticmethod
+    def _speech_finder(clip, duration, source):
+        """Where the clip's speech is (``audio.mix.plan_mix`` calls it only to duck); None
+        for a silent clip: nobody speaks."""
         if clip.audio is None:
-            segments = []  # a silent clip: nobody speaks
-        elif source == "file":  # an untouched file clip: its audio is the file's
-            segments = detect_speech(compat.unchanged_file(clip), 0.0, duration)
-        else:  # the edited clip's own mix of sound (subclip, concatenation, composite)
-            rate = getattr(clip.audio, "fps", None) or SAMPLE_RATE
-            segments = detect_speech_samples(compat.mono_samples(clip.audio, rate), rate)
-        return segments, duck_curve(segments, duration, o.music_gain_db, o.duck_depth_db,
-                                    o.duck_attack_s, o.duck_release_s)
+            return None
+        if source == "file":  # an untouched file clip: its audio is the file's
+            return lambda: detect_speech(compat.unchanged_file(clip), 0.0, duration)
+        # the edited clip's own mix of sound (subclip, concatenation, composite)
+        rate = getattr(clip.audio, "fps", None) or SAMPLE_RATE
+        return lambda: detect_speech_samples(compat.mono_samples(clip.audio, rate), rate)
 
     def _soundtrack(self, clip, duration, fps, scorer, options, soundfont, progress):
         """``(SoundtrackInfo, audio float32 [n, 2])`` from the cache or freshly generated."""
@@ -202,7 +201,7 @@ class CMTSoundtrack(*((compat.Effect,) if compat.Effect is not None else ())):
             content, frames = clip_frames.digest_frames(clip, fps,
                                                         progress=progress.stage("read"))
         read_s = time.perf_counter() - t0
-        music = {k: v for k, v in options.to_dict().items() if k not in _MIX_OPTIONS}
+        music = {k: v for k, v in options.to_dict().items() if k not in MIX_OPTIONS}  # the mix reuses the music
         settings = {**music, "source": source,
                     "analysis_fps": fps if source == "frames" else None}
         key = (cache.cache_key(content, duration, settings, scorer.path, soundfont)

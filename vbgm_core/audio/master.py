@@ -10,7 +10,6 @@ import numpy as np
 
 from ..errors import InputError, RenderError
 
-LOUDNESS_LUFS = -14.0
 TRUE_PEAK_DBTP = -1.0
 OVERSAMPLE = 4           # true peak: the signal's peak at 4x the sample rate (BS.1770 annex 2)
 REVERB_WET = 0.08        # "a little": a small room, well under the dry signal
@@ -41,19 +40,19 @@ def integrated_loudness(audio, sample_rate):
         return float(pyloudnorm.Meter(sample_rate).integrated_loudness(audio))
 
 
-def master(audio, sample_rate, loudness_lufs=LOUDNESS_LUFS, true_peak_dbtp=TRUE_PEAK_DBTP,
+def master(audio, sample_rate, loudness, true_peak_dbtp=TRUE_PEAK_DBTP,
            reverb=REVERB_WET):
     """Master a stereo mix.
 
     Args:
         audio: float32 [n, 2] (or [n]) in about [-1, 1].
         sample_rate: Hz.
-        loudness_lufs: integrated loudness target (-14 web video, -23 broadcast).
+        loudness: integrated loudness target, LUFS (-14 web video, -23 broadcast).
         true_peak_dbtp: ceiling for the true peak.
         reverb: wet level of the room reverb (0 = none).
 
     Returns:
-        float32 array of the same shape, at ``loudness_lufs`` (within a fraction of a LU when
+        float32 array of the same shape, at ``loudness`` (within a fraction of a LU when
         the limiter allows) with its true peak at or below ``true_peak_dbtp``; silence stays
         silence.
 
@@ -61,8 +60,8 @@ def master(audio, sample_rate, loudness_lufs=LOUDNESS_LUFS, true_peak_dbtp=TRUE_
         InputError: a target outside -70..0 LUFS or a ceiling above 0 dBTP.
         RenderError: pedalboard / pyloudnorm missing.
     """
-    if not -70.0 <= loudness_lufs <= 0.0:
-        raise InputError(f"loudness target {loudness_lufs} LUFS is outside -70..0")
+    if not -70.0 <= loudness <= 0.0:
+        raise InputError(f"loudness target {loudness} LUFS is outside -70..0")
     if true_peak_dbtp > 0:
         raise InputError(f"true-peak ceiling {true_peak_dbtp} dBTP is above 0")
     try:
@@ -82,7 +81,7 @@ def master(audio, sample_rate, loudness_lufs=LOUDNESS_LUFS, true_peak_dbtp=TRUE_
     loud = integrated_loudness(x, sample_rate)
     if not np.isfinite(loud) or loud < _SILENCE_LUFS:
         return (x[:, 0] if mono else x).astype(np.float32)
-    gain_db = loudness_lufs - loud
+    gain_db = loudness - loud
     # Peak limiting: a fast, 20:1 compressor a little under the ceiling (pedalboard's own
     # Limiter adds an unknown make-up gain and compresses well below its threshold), then an
     # exact gain trim for what its 1 ms attack lets through, measured as true peak. Each round
@@ -96,7 +95,7 @@ def master(audio, sample_rate, loudness_lufs=LOUDNESS_LUFS, true_peak_dbtp=TRUE_
         tp = true_peak_db(out, sample_rate)
         if tp > true_peak_dbtp - 0.02:
             out = out * 10 ** ((true_peak_dbtp - 0.02 - tp) / 20)
-        miss = loudness_lufs - integrated_loudness(out, sample_rate)
+        miss = loudness - integrated_loudness(out, sample_rate)
         if abs(miss) <= 0.1:
             break
         gain_db += miss

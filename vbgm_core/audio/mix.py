@@ -1,15 +1,17 @@
-"""Mix automation: the music's level over time, lowered under speech (ducking).
+"""How the music meets the picture's own sound, decided once per run for every way in.
 
-The WAV, MIDI and stems vbgm writes are the music itself; the level is applied only where the
-music meets the clip's own sound: the muxed video, the MoviePy composite, the Blender strip's
-volume keyframes. All three use one ``GainCurve``: breakpoints ``(t, dB)`` with the linear gain
-interpolated linearly between them, which is how Blender interpolates volume keyframes, so a
-keyframed strip plays the same curve as the muxed file.
+The WAV, MIDI and stems vbgm writes are the music itself; the mix applies only where the music
+meets the clip's own sound: the muxed video (``mux_mixed``), the MoviePy composite, the Blender
+strip's volume keyframes (from the report's ``gain_db``). All of them take one ``Mix``, made by
+``plan_mix`` from the user's ``ScoreOptions``: its mode, the music's ``GainCurve`` (breakpoints
+``(t, dB)`` with the linear gain interpolated linearly between them, which is how Blender
+interpolates volume keyframes, so a keyframed strip plays the same curve as the muxed file),
+the level of the original sound under it, and the speech it ducks under.
 
-Mix modes: ``replace`` (the music alone), ``mix`` (the music over the original at
-``original_gain_db``), ``duck`` (``mix``, with the music lowered by ``depth_db`` wherever speech
-is found, reaching the depth ``attack_s`` after the ramp starts, i.e. as the speech starts, and
-back ``release_s`` after it ends).
+Modes (``ScoreOptions.mix``): ``replace`` (the music alone), ``mix`` (the music over the
+original at ``original_gain_db``), ``duck`` (``mix``, with the music lowered by
+``duck_depth_db`` wherever speech is found, reaching the depth ``duck_attack_s`` after the ramp
+starts, i.e. as the speech starts, and back ``duck_release_s`` after it ends).
 """
 
 import math
@@ -19,17 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-
-MIX_MODES = ("replace", "mix", "duck")
-DEFAULT_MUSIC_GAIN_DB = 0.0
-DEFAULT_ORIGINAL_GAIN_DB = -10.5  # ≈ 0.3 linear, the original's level before gains were in dB
-# An editor's auto-duck: about -12 dB under dialogue, a quick fade down, a slower fade back up
-# so the music does not jump in at the end of every sentence.
-DEFAULT_DEPTH_DB = -12.0
-DEFAULT_ATTACK_S = 0.3
-DEFAULT_RELEASE_S = 0.8
-MAX_RAMP_S = 10.0
 _CHUNK = 2**20  # samples per block when applying a curve (bounds the temporary arrays)
 
 
@@ -43,23 +34,6 @@ def gain_to_db(gain):
     """Linear amplitude factor → decibels (0 → -inf)."""
     gain = float(gain)
     return 20.0 * math.log10(gain) if gain > 0 else -math.inf
-
-
-def check_mix(mix="replace", music_gain_db=DEFAULT_MUSIC_GAIN_DB,
-              original_gain_db=DEFAULT_ORIGINAL_GAIN_DB, depth_db=DEFAULT_DEPTH_DB,
-              attack_s=DEFAULT_ATTACK_S, release_s=DEFAULT_RELEASE_S):
-    """Raise InputError for a bad mix setting (call it before any long work)."""
-    if mix not in MIX_MODES:
-        raise InputError(f"mix must be one of {', '.join(MIX_MODES)}, not {mix!r}")
-    for name, value in (("music gain", music_gain_db), ("original gain", original_gain_db),
-                        ("duck depth", depth_db)):
-        if not math.isfinite(float(value)):
-            raise InputError(f"{name} {value} dB is not a finite number")
-    if float(depth_db) > 0:
-        raise InputError(f"duck depth {depth_db} dB must be 0 or negative (it lowers the music)")
-    for name, value in (("duck attack", attack_s), ("duck release", release_s)):
-        if not 0.0 <= float(value) <= MAX_RAMP_S:
-            raise InputError(f"{name} {value} s is outside [0, {MAX_RAMP_S:g}] s")
 
 
 @dataclass(frozen=True)
@@ -104,17 +78,17 @@ class GainCurve:
         return [[round(t, 3), round(db, 2)] for t, db in self.points]
 
 
-def duck_curve(segments, duration_s, music_gain_db=DEFAULT_MUSIC_GAIN_DB,
-               depth_db=DEFAULT_DEPTH_DB, attack_s=DEFAULT_ATTACK_S,
-               release_s=DEFAULT_RELEASE_S):
-    """The music's level for ``duration_s`` seconds, ducked under the speech ``segments``.
+def duck_curve(segments, duration_s, music_gain_db, duck_depth_db, duck_attack_s,
+               duck_release_s):
+    """The music's level for ``duration_s`` seconds, ducked under the speech ``segments``
+    (the settings are ``ScoreOptions``' of the same names, already checked there).
 
-    The music is at ``music_gain_db + depth_db`` from each segment's start to its end, ramps
-    down over the ``attack_s`` before the start and back up over the ``release_s`` after the
-    end. Segments closer than one release plus one attack stay ducked between them: the music
-    does not pump up for a breath.
+    The music is at ``music_gain_db + duck_depth_db`` from each segment's start to its end,
+    ramps down over the ``duck_attack_s`` before the start and back up over the
+    ``duck_release_s`` after the end. Segments closer than one release plus one attack stay
+    ducked between them: the music does not pump up for a breath.
     """
-    check_mix("duck", music_gain_db, 0.0, depth_db, attack_s, release_s)
+    depth_db, attack_s, release_s = duck_depth_db, duck_attack_s, duck_release_s
     duration = float(duration_s)
     base, low = float(music_gain_db), float(music_gain_db) + float(depth_db)
     spans = []
@@ -143,57 +117,68 @@ def duck_curve(segments, duration_s, music_gain_db=DEFAULT_MUSIC_GAIN_DB,
     return GainCurve(tuple(points))
 
 
-def prepare_mix(video, start_s=0.0, end_s=None, duration_s=None, *, mix="replace",
-                music_gain_db=DEFAULT_MUSIC_GAIN_DB, depth_db=DEFAULT_DEPTH_DB,
-                attack_s=DEFAULT_ATTACK_S, release_s=DEFAULT_RELEASE_S):
-    """The speech and the music's level for a scored range of ``video``.
+@dataclass(frozen=True)
+class Mix:
+    """The mix of one run.
+
+    Attributes:
+        mode: ``replace``, ``mix`` or ``duck``.
+        music: the music's level over the piece (a ``GainCurve``).
+        original_gain_db: the level of the clip's own sound under the music (``mix``,
+            ``duck``).
+        speech: the speech the music ducks under, ``((start_s, end_s), ...)`` in the music's
+            seconds; None unless ``mode == "duck"`` (nothing was looked for).
+    """
+
+    mode: str
+    music: GainCurve
+    original_gain_db: float
+    speech: tuple | None = None
+
+    @property
+    def keeps_original(self):
+        """Whether the clip's own sound plays under the music."""
+        return self.mode != "replace"
+
+    def report(self):
+        """``{"speech": [{"start_s", "end_s"}, ...] or None, "gain_db": [[t_s, dB], ...]}``."""
+        speech = None if self.speech is None else [
+            {"start_s": round(s, 3), "end_s": round(e, 3)} for s, e in self.speech]
+        return {"speech": speech, "gain_db": self.music.breakpoints()}
+
+
+def plan_mix(options, duration_s, find_speech=None):
+    """The ``Mix`` for ``duration_s`` seconds of music with the user's ``options``.
 
     Args:
-        video: the source video (only read); its own audio is searched for speech.
-        start_s, end_s: the scored range; ``end_s`` None = ``start_s + duration_s``.
-        duration_s: the music's length (the rhythm's ``duration_s``).
-        mix, music_gain_db, depth_db, attack_s, release_s: the mix settings.
-
-    Returns:
-        ``(segments, curve)``: the speech segments in seconds from ``start_s`` (None unless
-        ``mix == "duck"``: nothing was looked for), and the ``GainCurve`` of the music.
+        options: ``ScoreOptions`` (mix, music_gain_db, original_gain_db, duck_*).
+        duration_s: the music's length.
+        find_speech: ``() -> [(start_s, end_s), ...]`` in the music's seconds, called only to
+            duck (it may decode audio); None when there is no sound to search (nobody speaks).
     """
-    check_mix(mix, music_gain_db, DEFAULT_ORIGINAL_GAIN_DB, depth_db, attack_s, release_s)
-    if mix != "duck":
-        return None, GainCurve.constant(music_gain_db, duration_s)
-    from .speech import detect_speech
-
-    start = float(start_s or 0.0)
-    end = start + float(duration_s) if end_s is None else float(end_s)
-    segments = detect_speech(video, start, end)
-    return segments, duck_curve(segments, duration_s, music_gain_db, depth_db, attack_s,
-                                release_s)
+    if options.mix != "duck":
+        return Mix(options.mix, GainCurve.constant(options.music_gain_db, duration_s),
+                   options.original_gain_db)
+    speech = tuple(find_speech()) if find_speech is not None else ()
+    curve = duck_curve(speech, duration_s, options.music_gain_db, options.duck_depth_db,
+                       options.duck_attack_s, options.duck_release_s)
+    return Mix("duck", curve, options.original_gain_db, speech)
 
 
-def report_fields(segments, curve):
-    """``{"speech": [{"start_s", "end_s"}, ...] or None, "gain_db": [[t_s, dB], ...]}``."""
-    speech = None if segments is None else [
-        {"start_s": round(s, 3), "end_s": round(e, 3)} for s, e in segments]
-    return {"speech": speech, "gain_db": curve.breakpoints()}
-
-
-def mux_mixed(video, audio, sample_rate, out_path, curve, mix="replace",
-              original_gain_db=DEFAULT_ORIGINAL_GAIN_DB, start_s=None, end_s=None,
+def mux_mixed(video, audio, sample_rate, out_path, mix, start_s=None, end_s=None,
               overwrite=False):
-    """Write a copy of ``video`` with the music at ``curve``'s level (``vbgm_core.mux.mux``).
+    """Write a copy of ``video`` with the music mixed as ``mix`` says (``audio.mux.mux``).
 
-    ``audio`` is the un-ducked music (float32 [n, 2]); the curve is applied to a temporary
-    WAV, so the caller's WAV output stays the music itself. With ``mix`` "mix" or "duck" the
-    video's own audio plays under it at ``original_gain_db``.
+    ``audio`` is the music at 0 dB (float32 [n, 2]); the curve is applied to a temporary WAV,
+    so the caller's WAV output stays the music itself.
     """
     from .mux import mux
     from .render import write_wav
 
-    check_mix(mix, 0.0, original_gain_db)
     with tempfile.TemporaryDirectory() as tmp:
-        wav = write_wav(curve.apply(audio, sample_rate), sample_rate, Path(tmp) / "music.wav")
-        return mux(video, wav, out_path, mode="replace" if mix == "replace" else "mix",
-                   original_gain=db_to_gain(original_gain_db), music_gain=1.0,
+        wav = write_wav(mix.music.apply(audio, sample_rate), sample_rate, Path(tmp) / "music.wav")
+        return mux(video, wav, out_path, mode="mix" if mix.keeps_original else "replace",
+                   original_gain=db_to_gain(mix.original_gain_db), music_gain=1.0,
                    start_s=start_s, end_s=end_s, overwrite=overwrite)
 
 

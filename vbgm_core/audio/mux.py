@@ -7,6 +7,9 @@ from ..errors import InputError, RenderError
 from ..files import atomic_path, check_output, same_file
 from ..media import ffmpeg_executable, media_url, probe, run
 
+# Containers a scored copy of a video can be written to (the extension picks it).
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
+
 
 def _keyframe_at(video, t, info):
     """True when the video has a keyframe within half a frame of ``t`` (a stream copy can cut there)."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InputError, RenderError
 from ..files import atomic_dir, atomic_path, check_output
-from .master import LOUDNESS_LUFS, master
+from .master import master
 
 PEAK = 0.98  # normalised peak: never clips
 MAX_BOOST = 4.0  # quiet music is raised at most this much (+12 dB) towards PEAK
@@ -205,7 +205,7 @@ def _normaliser(peak):
 
 
 def render_audio(midi, sample_rate=44100, soundfont=None, duration_s=None, fade_in_s=0.05,
-                 fade_out_s=0.1, gain=1.0, loudness_lufs=LOUDNESS_LUFS):
+                 fade_out_s=0.1, gain=1.0, loudness=None):
     """Synthesize a MIDI file offline.
 
     Args:
@@ -220,8 +220,9 @@ def render_audio(midi, sample_rate=44100, soundfont=None, duration_s=None, fade_
             (music/articulation.py), it is not faded over.
         gain: extra factor after normalisation (peak-normalised to 0.98, boosted at most x4);
             the result is still clipped at 0.98 whatever the gain.
-        loudness_lufs: master the mix (``master.master``: reverb, compression, BS.1770
-            loudness to this target, true peak <= -1 dBTP); None = peak normalisation only.
+        loudness: master the mix (``master.master``: reverb, compression, BS.1770
+            loudness to this target in LUFS, true peak <= -1 dBTP); None = peak normalisation
+            only.
 
     Returns:
         float32 array [n, 2] in [-0.98, 0.98], n = round(duration_s * sample_rate) when given.
@@ -234,8 +235,8 @@ def render_audio(midi, sample_rate=44100, soundfont=None, duration_s=None, fade_
     audio = _synthesize(midi, midi.instruments, n, sample_rate, find_soundfont(soundfont))
     audio *= _normaliser(float(np.abs(audio).max(initial=0.0))) * gain
     np.clip(audio, -PEAK, PEAK, out=audio)
-    if loudness_lufs is not None:
-        audio = master(audio, sample_rate, loudness_lufs)
+    if loudness is not None:
+        audio = master(audio, sample_rate, loudness)
     return _fade(audio, sample_rate, fade_in_s, fade_out_s)
 
 

@@ -121,6 +121,26 @@ def detect_speech_samples(samples, sample_rate):
                                          stdin=np.ascontiguousarray(audio, "<f4").tobytes()))
 
 
+def edit_speech(edit):
+    """Speech heard in an edit list (``video.edit.EditList``): ``[(start_s, end_s), ...]`` in
+    timeline seconds, sorted and disjoint. Searched in the edit's ``sounds`` when it lists them
+    (sound heard apart from the picture, at real speed), else in the segments whose sound plays
+    (``audio``), each over its visible source range only."""
+    heard = edit.sounds if edit.sounds is not None else [s for s in edit.segments if s.audio]
+    spans = sorted((seg.to_timeline(s), min(seg.to_timeline(e), seg.timeline_end_s))
+                   for seg in heard
+                   for s, e in detect_speech(seg.path, seg.source_start_s, seg.source_end_s))
+    found = []
+    for s, e in spans:   # sounds may overlap; speech running on across a cut is one segment
+        if e <= s:
+            continue
+        if found and s <= found[-1][1] + 1e-6:
+            found[-1] = (found[-1][0], max(found[-1][1], e))
+        else:
+            found.append((s, e))
+    return found
+
+
 def segments_iou(a, b):
     """Intersection over union of two sets of segments, by total duration (1.0 if both empty)."""
     def merged(segments):

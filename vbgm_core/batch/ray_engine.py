@@ -22,7 +22,7 @@ import ray
 import ray.exceptions as rex
 
 from ..errors import VbgmError
-from .run import WorkerLost, preflight, score_clip
+from .worker import WorkerLost, preflight, score_clip
 
 NAMESPACE = "vbgm"
 READY_TIMEOUT_S = 600   # no actor has loaded the model in this long: the cluster has no room

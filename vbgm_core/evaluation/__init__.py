@@ -1,7 +1,7 @@
 """`vbgm eval`: the paper's objective evaluation (METHOD.md §5) in one command.
 
 For every video: generate with each control degree C and seed, plus two baselines in the same
-run, and measure every piece with :func:`vbgm_core.metrics.evaluate` against the video:
+run, and measure every piece with :func:`vbgm_core.metrics.control.evaluate` against the video:
 
 * ``C=<c>``: the controlled sampler (Algorithm 1) at control degree c.
 * ``unconditioned``: no video controls and no beat-timing encoding. Unlike the paper's

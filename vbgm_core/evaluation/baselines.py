@@ -28,7 +28,7 @@ MS_EPS = 1e-6  # a perfect match scores 1 / MS_EPS instead of infinity
 
 def video_targets(rhythm):
     """The video's per-bar densities ``[V]`` and per-tick strengths ``[16 V]`` (0 where it has no
-    visual beat), as the sampler sees them (:meth:`vbgm_core.sample.Targets.from_rhythm`)."""
+    visual beat), as the sampler sees them (:meth:`vbgm_core.music.sampler.Targets.from_rhythm`)."""
     from ..music.sampler import Targets  # imports torch: only when a video is matched
 
     targets = Targets.from_rhythm(rhythm)

@@ -80,7 +80,7 @@ def _notes(with_data, reference_split):
         "model ran free until EOS, so its length and time error are not comparable.",
         "SI (structureness) is computed from a symbolic chroma of the MIDI (MusDr runs it on "
         "audio), so it is not comparable in kind with the paper's SI; H uses 4-bar windows and "
-        "GS all bar pairs with drums on the 16th grid (settings in vbgm_core/metrics.py); the "
+        "GS all bar pairs with drums on the 16th grid (settings in vbgm_core/metrics/); the "
         "paper does not state its settings. SI looks for repeated 3-8 s segments, so it is near "
         "0 for pieces under ~20 s; use clips of a minute or more for Table 1.",
         "The paper's objective numbers are placed beside the analogous rows: its "

@@ -36,7 +36,7 @@ def find_videos(inputs):
     return videos
 
 
-def run_eval(videos, output, *, model=None, data=None, genre=None, instruments=None, seeds=None,
+def run_eval(videos, output, *, model=None, data=None, options=None, seeds=None,
              controls=None, quick=False, reference_songs=None, overwrite=False, progress=None):
     """Evaluate the model on videos; write the report folder.
 
@@ -46,7 +46,8 @@ def run_eval(videos, output, *, model=None, data=None, genre=None, instruments=N
         model: model path (default: the bundled model).
         data: dataset directory (``vbgm prepare``) for the matched baseline and the reference
             row; without it both are skipped (said so in the report).
-        genre, instruments: generation choices (default: pop or the model's first; all five).
+        options: the music's ``ScoreOptions`` (or a dict of them); its control degree and
+            seed are swept (``controls``, ``seeds``).
         seeds: seeds per control degree (default 3; 1 with ``quick``).
         controls: control degrees (default 0, 0.3, 0.7, 1; 0, 0.7, 1 with ``quick``).
         quick: a smoke check in minutes (fewer seeds, controls and reference songs).
@@ -70,7 +71,7 @@ def run_eval(videos, output, *, model=None, data=None, genre=None, instruments=N
     outputs.add_folder(output, "report folder")
     dataset = TokenDataset(data) if data is not None else None
     scorer = Scorer.from_pretrained(model)
-    base = ScoreOptions(genre=genre, instruments=instruments)
+    base = ScoreOptions.coerce(options)
     genre, _, instruments = scorer.resolve(base)
     t_start = time.perf_counter()
 

@@ -95,7 +95,7 @@ class TrainConfig:
     checkpoint_every: int = 250    # steps between checkpoints (also at the end and on --max-minutes)
     log_every: int = 10            # steps between metric rows
     seed: int = 0
-    # Augmentation and robustness (vbgm_core/augment.py; validation is never augmented).
+    # Augmentation and robustness (vbgm_core/training/augment.py; validation is never augmented).
     transpose: tuple = (0, 0)      # pitched tracks of a crop move by a shift drawn from [lo, hi]
     timing_dropout: float = 0.0    # share of crops trained without the beat-timing input
     control_dropout: float = 0.0   # share of density/strength inputs hidden (targets kept)

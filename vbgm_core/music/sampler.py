@@ -51,10 +51,6 @@ PITCH_RANGE = {"drums": (35, 82), "piano": (33, 93), "guitar": (38, 79), "bass":
 # contrastive decoding, use 0.1).
 PLAUSIBLE = 0.1
 
-# Calm is not silence. No bar has fewer onsets than this unless the caller asks for sparseness
-# (min_density=0): a still clip maps every bar to the lowest densities, single hits with
-# multi-second gaps (docs/MUSIC.md has the measured choice).
-MIN_DENSITY = 3
 # Bars at or below this density are calm: their pitched notes get up to CALM_HOLD logits on
 # durations of at least HOLD_TICKS (half a bar), sustained pads and held bass.
 CALM_DENSITY = 6
@@ -123,8 +119,8 @@ class ControlledSampler:
     After ``generate``, ``plan`` is the HarmonyPlan used (None without one).
     """
 
-    def __init__(self, model, genre, instruments, control=0.7, seed=0, sampling=None, timing=True,
-                 pitch_range=None, harmony="auto", min_density=MIN_DENSITY):
+    def __init__(self, model, genre, instruments, control, seed, sampling=None, timing=True,
+                 pitch_range=None, harmony="auto", min_density=0):
         # Users' values are checked once, in options.ScoreOptions; here only the contract.
         assert 0.0 <= control <= 1.0, control
         assert instruments and set(instruments) <= set(GROUPS), instruments

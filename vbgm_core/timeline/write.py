@@ -21,11 +21,11 @@ from itertools import pairwise
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import atomic_path, check_input_file, check_output
+from ..files import atomic_path, check_output
 from .read import adapter_for, require_otio, timeline_rate
 
 SCORE_TRACK = "vbgm score"
-_WRITTEN = (".otio", ".xml", ".fcpxml")
+WRITTEN_SUFFIXES = (".otio", ".xml", ".fcpxml")
 
 
 def _bar_comments(bar_times_s, chords):
@@ -70,7 +70,8 @@ def write_scored_timeline(timeline, out_path, wav_path, duration_s, bar_times_s,
         timeline: the ``otio.schema.Timeline`` that was scored (``LoadedTimeline.timeline``);
             it is not changed.
         out_path: the file to write: ``.otio``, ``.xml`` (FCP 7 XML) or ``.fcpxml``.
-        wav_path: the music WAV, as long as the timeline.
+        wav_path: the music WAV, as long as the timeline (referenced, not read: the caller
+            writes it, in the same transaction).
         duration_s: the music's length (s); must be the timeline's, to a frame.
         bar_times_s: the start of every bar (s from the timeline's start), increasing.
         chords: for each bar, its chord name or names (str or sequence of str), or None.
@@ -92,10 +93,10 @@ def write_scored_timeline(timeline, out_path, wav_path, duration_s, bar_times_s,
         raise InputError(f"{out_path}: an EDL cannot hold the score (OpenTimelineIO's EDL writer "
                          "keeps one video track and drops audio tracks); write .otio, .xml or "
                          ".fcpxml")
-    if suffix not in _WRITTEN:
-        raise InputError(f"{out_path}: a scored timeline ends in {', '.join(_WRITTEN)}")
+    if suffix not in WRITTEN_SUFFIXES:
+        raise InputError(f"{out_path}: a scored timeline ends in {', '.join(WRITTEN_SUFFIXES)}")
     adapter = adapter_for(otio, out_path)
-    wav_path = check_input_file(wav_path, "music WAV")
+    wav_path = Path(wav_path)
     check_output(out_path, overwrite)
     if any(b <= a for a, b in pairwise(bar_times_s)) or min(bar_times_s, default=0) < 0:
         raise ValueError("bar times must increase from 0")

@@ -70,7 +70,7 @@ class CropSampler:
     """Random crops of the songs in ``rows`` of a dataset, as padded batches.
 
     Args:
-        dataset: a :class:`vbgm_core.data.TokenDataset`.
+        dataset: a :class:`vbgm_core.training.data.TokenDataset`.
         rows: song row numbers to draw from.
         crop_len: tokens per example; shorter songs are padded with zeros.
         start_crop_prob: probability that a crop starts at the song's first token.

@@ -3,8 +3,8 @@
 See docs/VIDEO.md for the method, its units and the speed reference.
 """
 
-from .edit import EditList, Segment, analyze_edit, edit_speech
+from .edit import EditList, Segment, analyze_edit
 from .rhythm import Bar, VideoRhythm, VisualBeat, analyze_frames, analyze_video
 
 __all__ = ["Bar", "VideoRhythm", "VisualBeat", "analyze_frames", "analyze_video", "EditList",
-           "Segment", "analyze_edit", "edit_speech"]
+           "Segment", "analyze_edit"]

@@ -11,6 +11,10 @@ still picture). ``timeline_end_s`` is optional: without it a segment plays at it
 speed; with it, the source range is stretched over ``[timeline_start_s, timeline_end_s)``
 (a 25 fps movie in a 30 fps Blender scene plays one source frame per scene frame, 1.2x fast).
 ``audio`` says whether the segment's own sound plays in the edit (where speech is looked for).
+An editor whose sound plays apart from the picture (Blender plays sound strips at their own
+speed while a movie strip at another frame rate runs fast or slow) lists what is heard in
+``"sounds"``: ``[{"path", "source_start_s", "source_end_s", "timeline_start_s"}, ...]``,
+played at real speed; speech is then looked for there only.
 
 ``analyze_edit`` measures each segment's visible source range, in timeline time, and joins them
 into one ``VideoRhythm`` over the whole timeline with every strip boundary as a cut.
@@ -60,12 +64,15 @@ class Segment:
 
 @dataclass(frozen=True)
 class EditList:
-    """The timeline: ``duration_s`` seconds at ``fps`` with its ``segments`` (a tuple)."""
+    """The timeline: ``duration_s`` seconds at ``fps`` with its ``segments`` (a tuple), and
+    the ``sounds`` heard apart from the picture (a tuple of Segments at rate 1, maybe empty:
+    nothing heard; None: the segments' own sound is heard, where ``audio``)."""
 
     duration_s: float
     fps: float
     segments: tuple
     source: Path | None = None  # the JSON file it was read from
+    sounds: tuple | None = None
 
     def to_dict(self):
         return {EDIT_KEY: EDIT_VERSION, "duration_s": self.duration_s, "fps": self.fps,
@@ -74,7 +81,11 @@ class EditList:
                               "source_end_s": s.source_end_s,
                               "timeline_start_s": s.timeline_start_s,
                               "timeline_end_s": s.timeline_end_s, "audio": s.audio}
-                             for s in self.segments]}
+                             for s in self.segments],
+                **({"sounds": [{"path": str(s.path), "source_start_s": s.source_start_s,
+                                "source_end_s": s.source_end_s,
+                                "timeline_start_s": s.timeline_start_s} for s in self.sounds]}
+                   if self.sounds is not None else {})}
 
     def to_json(self, path):
         """Write the edit list to ``path`` atomically."""
@@ -136,7 +147,25 @@ class EditList:
             covered = t1
         if all(s.path is None for s in segments):
             fail("no segment has a path (only still pictures: nothing to analyse)")
-        return cls(duration, fps, tuple(segments))
+        sounds = d.get("sounds")
+        if sounds is not None and not isinstance(sounds, list):
+            fail("sounds must be a list")
+        heard = []
+        for i, item in enumerate(sounds or (), 1):
+            where = f"sound {i}: "
+            if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+                fail(f"{where}needs a path (string)")
+            path = Path(item["path"]).expanduser()
+            path = path if path.is_absolute() or base is None else Path(base) / path
+            s0, s1 = number(item, "source_start_s", where), number(item, "source_end_s", where)
+            t0 = number(item, "timeline_start_s", where)
+            if not 0 <= s0 < s1 or t0 < 0:
+                fail(f"{where}source range {s0:g}-{s1:g} s at {t0:g} s is empty or negative")
+            if not path.is_file():
+                fail(f"{where}{path}: no such file")
+            heard.append(Segment(path, s0, s1, t0, min(t0 + s1 - s0, duration), True))
+        return cls(duration, fps, tuple(segments),
+                   sounds=None if sounds is None else tuple(heard))
 
     @classmethod
     def from_json(cls, path):
@@ -238,39 +267,3 @@ def analyze_edit(edit, tempo=None, progress=None, *, short_side=frames_mod.DEFAU
     stats = load_music_stats() if music_stats is None else music_stats
     rhythm = _force_cuts(rhythm, boundaries(edit), tolerance, stats)
     return replace(rhythm, source=str(edit.source) if edit.source else None, start_s=0.0)
-
-
-def edit_speech(edit):
-    """Speech heard in the edit: ``[(start_s, end_s), ...]`` in timeline seconds, sorted and
-    disjoint, from the segments whose sound plays (``audio``), each searched over its visible
-    source range only (``vbgm_core.speech.detect_speech``)."""
-    from ..audio.speech import detect_speech
-
-    found = []
-    for seg in edit.segments:
-        if not seg.audio:
-            continue
-        for s, e in detect_speech(seg.path, seg.source_start_s, seg.source_end_s):
-            s, e = seg.to_timeline(s), min(seg.to_timeline(e), seg.timeline_end_s)
-            if e <= s:
-                continue
-            if found and s <= found[-1][1] + _EPS_S:  # speech running on across a cut
-                found[-1] = (found[-1][0], max(found[-1][1], e))
-            else:
-                found.append((s, e))
-    return found
-
-
-def prepare_edit_mix(edit, *, mix="replace", music_gain_db=0.0, depth_db=None, attack_s=None,
-                     release_s=None):
-    """``vbgm_core.duck.prepare_mix`` for an edit list: ``(speech or None, GainCurve)`` over
-    the edit's duration, with the speech of :func:`edit_speech` (timeline seconds)."""
-    from ..audio import mix as duck
-
-    settings = {k: v for k, v in (("depth_db", depth_db), ("attack_s", attack_s),
-                                  ("release_s", release_s)) if v is not None}
-    duck.check_mix(mix, music_gain_db, duck.DEFAULT_ORIGINAL_GAIN_DB, **settings)
-    if mix != "duck":
-        return None, duck.GainCurve.constant(music_gain_db, edit.duration_s)
-    speech = edit_speech(edit)
-    return speech, duck.duck_curve(speech, edit.duration_s, music_gain_db, **settings)
