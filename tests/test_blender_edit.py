@@ -20,7 +20,6 @@ import wave
 from pathlib import Path
 
 import pytest
-
 from conftest import vbgm_command, wav_duration_s
 
 bpy = pytest.importorskip("bpy", reason="bpy not installed: run with .venv-blender (scripts/setup_blender_venv.sh)")
@@ -46,6 +45,16 @@ def clips(tmp_path_factory):
            folder / "test25.mp4")
     ffmpeg("-i", BUNNY, "-r", 30, "-an", "-pix_fmt", "yuv420p", folder / "bunny30.mp4")
     return folder
+
+
+@pytest.fixture(scope="module")
+def talking10(tmp_path_factory):
+    """talking.mp4 at 10 fps (the same 20 s, the narration's sound untouched)."""
+    if not TALKING.is_file():
+        pytest.skip(f"shared clip talking.mp4 not found at {TALKING.parent} (../shared beside the checkout)")
+    path = tmp_path_factory.mktemp("talking10") / "talking10.mp4"
+    ffmpeg("-i", TALKING, "-r", 10, "-t", 20, "-pix_fmt", "yuv420p", "-c:a", "copy", path)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +114,104 @@ def test_edit_list_of_three_strips_and_a_meta(timeline):
     check_segment(a, "talking.mp4", (30 / TALK_FPS, 180 / TALK_FPS), (0.0, 5.0), True)
     check_segment(b, "test25.mp4", (0.0, 3.0), (5.0, 7.5), False)  # 75 frames: 3 s of source
     check_segment(c, "bunny30.mp4", (1.0, 3.0), (8.0, 10.0), False)  # 7.5-8.0 s: a gap
-    assert plan.sounds == ["talking sound"]
+    assert plan.originals == ["talking sound"]
+    # The sound heard: the talking strip's own trims (30 frames at the head), at real speed.
+    check_sound(plan.sounds, [(TALKING, (1.0, 6.0), 0.0)])
     assert len(plan.warnings) == 2  # talking (29.83 fps) and test25 (25 fps) in a 30 fps scene
-    assert any("'test25' is 25 fps in a 30 fps scene" in w for w in plan.warnings)
+    # 75 source frames (3 s) play in 75 scene frames (2.5 s): 1.2x fast, not 25/30
+    assert any("'test25' is 25 fps in a 30 fps scene: it plays 1.2x as fast" in w for w in plan.warnings)
     written = json.loads(plan.write(Path(bpy.data.filepath).with_suffix(".json")).read_text())
     assert written["vbgm_edit"] == 1 and written["segments"] == plan.segments
+    assert written["sounds"] == plan.sounds
+
+
+def check_sound(sounds, expected):
+    """``sounds`` (the edit list's) are ``expected``: ``[(path, (source s), timeline start s)]``."""
+    assert [Path(s["path"]) for s in sounds] == [p.resolve() for p, _, _ in expected]
+    for sound, (_, source, start) in zip(sounds, expected):
+        assert set(sound) == {"path", "source_start_s", "source_end_s", "timeline_start_s"}
+        assert (sound["source_start_s"], sound["source_end_s"]) == pytest.approx(source, abs=1e-6)
+        assert sound["timeline_start_s"] == pytest.approx(start, abs=1e-6)
+
+
+def test_sounds_are_what_is_heard(timeline, clips):
+    """The edit list's ``sounds``: every sound strip heard over the span, at real speed, with
+    its trims and sound offset, inside meta strips too (cut to the meta), cut to the span;
+    not the muted ones, nor those in a muted channel, nor vbgm's own score takes."""
+    from blender_vse import strips as vse
+
+    editor = timeline.sequence_editor
+    new = editor.strips.new_sound
+    # A voice-over from frame 196 (5.5 s into the span), its sound 0.5 s late in the strip:
+    # heard from 6.0 s, cut at the span's end (frame 331 = 10 s): 4 s of its file.
+    voice = new("voice", str(TALKING), 5, 196)
+    voice.sound_offset = 0.5
+    new("muted", str(TALKING), 6, 31).mute = True
+    new("channel muted", str(TALKING), 7, 31)
+    editor.channels[7].mute = True
+    new("after the span", str(TALKING), 6, 331)
+    take = new("score take1", str(TALKING), 8, 31)
+    take[vse.SOURCE_KEY] = "talking|test25"
+    # Inside the meta (frames 271-331 visible): a sound from frame 241, heard from its 1 s.
+    editor.strips["meta"].strips.new_sound("meta sound", str(TALKING), 2, 241)
+    vse.set_original_level(timeline, ["talking sound"], "MUTE", 0.0)  # vbgm's mute: still the edit's
+    check_sound(plan_of(timeline).sounds, [(TALKING, (1.0, 6.0), 0.0), (TALKING, (0.0, 4.0), 6.0),
+                                           (TALKING, (1.0, 3.0), 8.0)])
+
+    editor.strips["meta"].mute = True  # a muted meta silences its sounds
+    voice.frame_offset_start = 45      # trimmed: heard from frame 241 (7 s), 1.5 - 0.5 s into its file
+    check_sound(plan_of(timeline).sounds, [(TALKING, (1.0, 6.0), 0.0), (TALKING, (1.0, 4.0), 7.0)])
+
+
+def slow_movie_timeline(tmp_path, talking10):
+    """A 30 fps scene with the 10 fps talking clip and its sound from frame 1, as Blender adds
+    a movie with its sound: the picture's 200 frames play in 6.67 s (3x fast), the sound at
+    real speed over 600 frames; the narration (2.0-7.65 s of the file) is heard at 2.0 s."""
+    sc = new_scene(tmp_path)
+    movie = sc.sequence_editor.strips.new_movie("talking10", str(talking10), 2, 1)
+    sc.sequence_editor.strips.new_sound("talking10 sound", str(talking10), 1, 1)
+    movie.select = True
+    sc.sequence_editor.active_strip = movie
+    return sc
+
+
+def test_sounds_at_another_frame_rate(addon, tmp_path, talking10):
+    """A 10 fps movie in a 30 fps scene: the picture plays 3x fast, its sound does not. The
+    warning says 3x; the segment covers 20 s of source in 6.67 s, the sound 6.67 s in 6.67 s."""
+    plan = plan_of(slow_movie_timeline(tmp_path, talking10))
+    assert (plan.frame_start, plan.frame_end) == (1, 201)
+    assert plan.warnings == [("'talking10' is 10 fps in a 30 fps scene: it plays 3x as fast; the "
+                              "music follows it as it plays")]
+    check_segment(plan.segments[0], "talking10.mp4", (0.0, 20.0), (0.0, 200 / FPS), True)
+    check_sound(plan.sounds, [(talking10, (0.0, 200 / FPS), 0.0)])
+
+
+def test_duck_at_another_frame_rate_follows_the_sound(addon, tmp_path, talking10):
+    """Duck with the 10 fps movie (issue 27): the music dips where the narration is heard (from
+    2.0 s, the sound strip's timing), not where its source time falls in the sped-up picture
+    (2.0 / 3 = 0.67 s to 7.65 / 3 = 2.55 s). Needs a core that reads the edit list's
+    ``sounds``."""
+    from blender_vse import strips
+
+    sc = slow_movie_timeline(tmp_path, talking10)
+    bpy.ops.vbgm.refresh_choices()
+    sc.vbgm.genre, sc.vbgm.mix = addon.properties._choices["genres"][0][0], "DUCK"
+    assert bpy.ops.vbgm.generate_score() == {"FINISHED"}
+    (strip,) = score_strips(sc)
+    truth = json.loads(TALKING.with_suffix(".json").read_text())["speech"][0]  # 2.0-7.65 s
+
+    def volume_at(seconds):
+        sc.frame_set(round(1 + seconds * FPS))
+        return strip.volume
+
+    depth = 10 ** (sc.vbgm.duck_depth_db / 20)
+    assert volume_at(1.2) == pytest.approx(1.0, rel=1e-3), "dipped under source-time speech"
+    assert volume_at(4.0) == pytest.approx(depth, rel=1e-2)
+    assert volume_at(6.5) == pytest.approx(depth, rel=1e-2)  # still speaking till 7.65 s
+    fcurve = next(fc for fc in strips._fcurves(sc) if fc.data_path.endswith(f'["{strip.name}"].volume'))
+    low = [k.co[0] for k in fcurve.keyframe_points if k.co[1] < 0.5]
+    ramp_frames = (sc.vbgm.duck_attack_s + 0.3) * FPS  # the attack ramp, and the detector's slack
+    assert low and min(low) >= 1 + truth["start_s"] * FPS - ramp_frames
 
 
 def test_scene_range_only_crops_the_selection(timeline):
@@ -168,11 +270,15 @@ def test_duck_keyframes_where_the_edit_has_speech(timeline, tmp_path):
     plan = plan_of(timeline)
     edit = plan.write(tmp_path / "edit.json")
     found = core("import json, sys\n"
-                 "from vbgm_core.video.edit import EditList, prepare_edit_mix\n"
-                 "speech, curve = prepare_edit_mix(EditList.from_json(sys.argv[1]), mix='duck')\n"
-                 "print(json.dumps({'speech': speech, 'gain_db': curve.breakpoints()}))", edit)
+                 "from vbgm_core.audio.mix import plan_mix\n"
+                 "from vbgm_core.audio.speech import edit_speech\n"
+                 "from vbgm_core.options import ScoreOptions\n"
+                 "from vbgm_core.video.edit import EditList\n"
+                 "e = EditList.from_json(sys.argv[1])\n"
+                 "m = plan_mix(ScoreOptions(mix='duck'), e.duration_s, lambda: edit_speech(e))\n"
+                 "print(json.dumps({'speech': m.speech, 'gain_db': m.music.breakpoints()}))", edit)
     truth = json.loads(TALKING.with_suffix(".json").read_text())["speech"][0]
-    start = (truth["start_s"] - 30 / TALK_FPS) * TALK_FPS / FPS  # where the strip plays it
+    start = truth["start_s"] - 30 / FPS  # where it is heard: the sound strip's trim, real speed
     assert found["speech"][0][0] == pytest.approx(start, abs=0.3)
     sound = strips.add_score_strip(timeline, plan, wav_of(tmp_path / "m.wav", plan.duration_s), "score")
     strips.set_music_level(timeline, sound, [(t, db - 3.0) for t, db in found["gain_db"]], plan.fps)
@@ -190,7 +296,9 @@ def test_duck_keyframes_where_the_edit_has_speech(timeline, tmp_path):
     keys = [(k.co[0], k.co[1], k.interpolation) for k in fcurve.keyframe_points]
     assert {i for _, _, i in keys} == {"LINEAR"} and len(keys) == len(found["gain_db"])
     low = [f for f, v, _ in keys if v < 0.5 * 10 ** (-3 / 20)]
-    assert SPAN[0] + start * FPS - 1 <= min(low) and max(low) <= SPAN[0] + 5.0 * FPS + 1
+    # Low from the speech the core found (within 0.3 s of the truth, above) to the talking
+    # strip's end (5 s): the keyframes are the core's curve, frame for frame.
+    assert SPAN[0] + found["speech"][0][0] * FPS - 1 <= min(low) and max(low) <= SPAN[0] + 5.0 * FPS + 1
 
 
 def test_original_sound_lowered_muted_and_kept(timeline):

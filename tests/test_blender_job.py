@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import vbgm_command, wav_duration_s
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,18 +51,27 @@ def edit_list(path, clip, start_s, end_s):
 
 
 def test_take_paths_never_reuse_an_existing_take(tmp_path):
-    wav1, midi1, edit1, take1 = job.take_paths(tmp_path, "bikes clip/pop")
+    wav1, midi1, edit1, report1, take1 = job.take_paths(tmp_path, "bikes clip/pop")
     assert take1 == 1 and wav1.name == "bikes_clip_pop_take1.wav" and midi1.suffix == ".mid"
     assert edit1.name == "bikes_clip_pop_take1.json"
+    assert report1.name == "bikes_clip_pop_take1.report.json"
     edit1.write_text("{}")  # a take counts as used when any of its files exists
-    wav2, _, _, take2 = job.take_paths(tmp_path, "bikes clip/pop")
+    wav2, _, _, report2, take2 = job.take_paths(tmp_path, "bikes clip/pop")
     assert take2 == 2 and wav2 != wav1
+    report2.write_text("{}")  # the report too
+    assert job.take_paths(tmp_path, "bikes clip/pop")[-1] == 3
 
 
 def test_duck_command_and_its_gain_curve():
     argv = job.score_command("vbgm", "e.json", "m.wav", "m.mid", duck_depth_db=-18)
     assert argv[argv.index("--mix") + 1] == "duck" and argv[argv.index("--duck-depth") + 1] == "-18"
     assert "--mix" not in job.score_command("vbgm", "e.json", "m.wav", "m.mid")
+    argv = job.score_command("vbgm", "e.json", "m.wav", "m.mid", duck_depth_db=-6, duck_attack_s=0.5,
+                             duck_release_s=1.25, min_density=0, report="m.report.json")
+    assert argv[argv.index("--duck-attack") + 1] == "0.5" and argv[argv.index("--duck-release") + 1] == "1.25"
+    assert argv[argv.index("--min-density") + 1] == "0" and argv[argv.index("--report") + 1] == "m.report.json"
+    # The ramps belong to ducking: not asked for without it.
+    assert "--duck-attack" not in job.score_command("vbgm", "e.json", "m.wav", "m.mid", duck_attack_s=0.5)
     done = {"event": "done", "report": {"gain_db": [[0, 0.0], [1.2, -18.0], [2, -18]]}}
     assert job.gain_points(done) == [(0.0, 0.0), (1.2, -18.0), (2.0, -18.0)]
     with pytest.raises(job.JobError, match="gain_db"):

@@ -10,6 +10,13 @@ a run of frames ``[a, b)`` shows source seconds ``(a - frame_start) / movie fps`
 ``(b - frame_start) / movie fps`` over timeline seconds ``(a - span start) / scene fps`` to
 ``(b - span start) / scene fps``. Both go into the segment, so a 25 fps movie in a 30 fps scene
 is analysed as it plays (1.2x fast) and the music lasts exactly the span.
+
+Sound strips are not sped up: Blender plays them at real speed from their content start
+(``frame_start``, shifted by ``sound_offset`` seconds), whatever the scene's frame rate. So the
+sound the viewer hears goes into the edit list on its own (``sounds``: what plays where, at rate
+1), which is where the core looks for speech to duck under; a movie's frames at another speed
+would put its speech at the wrong times. The segments' ``audio`` flags stay for a core that
+does not read ``sounds``.
 """
 
 import json
@@ -34,7 +41,10 @@ class EditPlan:
         label: a name for the take ("bikes", "bikes +2", the scene's name).
         key: identifies what was scored, so that a new take mutes the earlier ones.
         channel: the channel the score strip should sit next to.
-        sounds: names of the sound strips playing the scored movies' own sound.
+        originals: names of the sound strips playing the scored movies' own sound (what
+            "Original Sound" keeps, lowers or mutes).
+        sounds: the sound heard over the span (JSON-ready dicts: path, source_start_s,
+            source_end_s, timeline_start_s; rate 1), where the core looks for speech.
         warnings: notes for the user.
     """
 
@@ -45,6 +55,7 @@ class EditPlan:
     label: str
     key: str
     channel: int
+    originals: list = field(default_factory=list)
     sounds: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
 
@@ -58,7 +69,7 @@ class EditPlan:
 
     def to_dict(self):
         return {"vbgm_edit": EDIT_VERSION, "duration_s": self.duration_s, "fps": self.fps,
-                "segments": self.segments}
+                "segments": self.segments, "sounds": self.sounds}
 
     def write(self, path):
         """Write the edit list for `vbgm score EDIT.json`."""
@@ -136,6 +147,67 @@ def _heard(strip):
     return not strip.mute or strips.ORIGINAL_KEY in strip
 
 
+def _heard_sounds(container, channels, window, out):
+    """Collect the sound strips of ``container`` that play (recursing into meta strips, as
+    :func:`_pieces` does for the picture): ``(strip, start, end)``, cut to ``window``. A muted
+    channel or meta silences what it holds; the score takes are vbgm's music, not the edit's."""
+    for s in container:
+        if channels[s.channel].mute:
+            continue
+        if s.type == "META" and not s.mute:
+            start, end = strips.visible_frames(s)
+            start, end = max(start, window[0]), min(end, window[1])
+            if start < end:
+                _heard_sounds(s.strips, s.channels, (start, end), out)
+        elif s.type == "SOUND" and _heard(s) and strips.SOURCE_KEY not in s:
+            start, end = strips.visible_frames(s)
+            start, end = max(start, window[0]), min(end, window[1])
+            if start < end:
+                out.append((s, start, end))
+
+
+def _sound_entry(path, strip, a, b, span_start, fps):
+    """The edit list's ``sounds`` item for a sound strip heard over frames ``[a, b)``, or None
+    when only silence before the sound's start plays there.
+
+    Blender plays the file at real speed: timeline second ``f / fps`` hears the file at
+    ``(f - frame_start + animation_offset_start) / fps - sound_offset`` (audaspace's entry,
+    BKE_sound_move_scene_sound_defaults); the scene's frame rate changes nothing.
+    """
+    source = (a - strip.frame_start + strip.animation_offset_start) / fps - strip.sound_offset
+    timeline = (a - span_start) / fps
+    length = (b - a) / fps
+    if source < 0:  # a positive sound offset: silence until the file starts
+        timeline, length, source = timeline - source, length + source, 0.0
+    if length <= 0:
+        return None
+    return {"path": str(path), "source_start_s": source, "source_end_s": source + length,
+            "timeline_start_s": timeline}
+
+
+def _sounds(scene, span, fps, warnings):
+    """``(sounds for the edit list, [(strip, start, end, path)] heard)``."""
+    heard = []
+    _heard_sounds(strips.top_strips(scene.sequence_editor), scene.sequence_editor.channels, span,
+                  heard)
+    entries, playing = [], []
+    for strip, a, b in heard:
+        path = _sound_path(scene, strip)
+        if path is None or not path.is_file():  # packed or missing: nothing the core can read
+            warnings.append(f"Sound of '{strip.name}' is not a file on disk: its speech is not "
+                            "looked for")
+            continue
+        if len(strip.retiming_keys):
+            warnings.append(f"Sound strip '{strip.name}' is retimed: its speech is not looked for")
+            continue
+        entry = _sound_entry(path, strip, a, b, span[0], fps)
+        if entry is not None:
+            entries.append(entry)
+            playing.append((strip, a, b, path))
+    entries.sort(key=lambda e: (e["timeline_start_s"], e["source_start_s"], e["path"]))
+    return entries, playing
+
+
 def _movie_sounds(scene, files):
     """Sound strips playing one of ``files`` (the movies' own sound): ``[(strip, start, end)]``."""
     found = []
@@ -198,15 +270,17 @@ def build(scene, source="SELECTED", use_scene_range=True):
                                     "strips that play forwards at one source frame per frame")
         movie_fps = strip.fps or fps
         if abs(movie_fps - fps) > 1e-3 * fps:
+            # N source frames (N / movie_fps s) play in N scene frames (N / fps s)
             warnings.append(f"'{strip.name}' is {movie_fps:g} fps in a {fps:g} fps scene: it plays "
-                            f"{movie_fps / fps:.3g}x as fast; the music follows it as it plays")
-    sounds = _movie_sounds(scene, set(files.values()))
+                            f"{fps / movie_fps:.3g}x as fast; the music follows it as it plays")
+    originals = _movie_sounds(scene, set(files.values()))
+    sounds, heard = _sounds(scene, span, fps, warnings)
     segments = []
     for strip, a, b in runs:
         movie_fps = strip.fps or fps
         path = files[strip.name]
-        audio = any(_heard(s) and _sound_path(scene, s) == path and s0 < b and a < s1
-                    for s, s0, s1 in sounds)
+        # Where the movie's own file is heard (the fallback for a core without ``sounds``).
+        audio = any(p == path and s0 < b and a < s1 for _, s0, s1, p in heard)
         segments.append({"path": str(path),
                          "source_start_s": (a - strip.frame_start) / movie_fps,
                          "source_end_s": (b - strip.frame_start) / movie_fps,
@@ -220,5 +294,5 @@ def build(scene, source="SELECTED", use_scene_range=True):
         key = "|".join(names)
     return EditPlan(span[0], span[1], fps, segments, label, key,
                     channel=min(s.channel for s in roots),
-                    sounds=[s.name for s, s0, s1 in sounds if s0 < span[1] and span[0] < s1],
-                    warnings=warnings)
+                    originals=[s.name for s, s0, s1 in originals if s0 < span[1] and span[0] < s1],
+                    sounds=sounds, warnings=warnings)

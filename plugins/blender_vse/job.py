@@ -67,8 +67,9 @@ def list_names(executable, what, timeout=120):
 
 
 def score_command(executable, edit, wav, midi, *, genre=None, instruments=(), control=0.7,
-                  tempo=None, seed=0, key="auto", mode="auto", loudness=-14.0,
-                  duck_depth_db=None, continue_from=None, keep_until=None):
+                  tempo=None, seed=0, key="auto", mode="auto", min_density=3, loudness=-14.0,
+                  duck_depth_db=None, duck_attack_s=None, duck_release_s=None, report=None,
+                  continue_from=None, keep_until=None):
     """The `vbgm score` argument list (docs/DESIGN.md, CLI) for an edit list.
 
     Args:
@@ -81,10 +82,14 @@ def score_command(executable, edit, wav, midi, *, genre=None, instruments=(), co
         tempo: BPM, or None for automatic.
         seed: random seed.
         key, mode: the piece's key ("auto" or a pitch class) and mode ("auto", major, minor).
+        min_density: fewest onsets in any bar.
         loudness: integrated loudness of the music, LUFS.
         duck_depth_db: None, or duck the music by this much (dB, <= 0) under the edit's
             speech: `--mix duck`, and the "done" event's report then carries the music's
             level as ``gain_db`` (see :func:`gain_points`). The WAV stays the music itself.
+        duck_attack_s, duck_release_s: with ``duck_depth_db``, the ramps down and back up
+            (seconds; None = the core's default).
+        report: the JSON report to write beside the music (tempo, bars; None = none).
         continue_from, keep_until: re-roll: a previous take's MIDI and the seconds (from the
             scored span's start) to keep it until; the core keeps its notes up to the first
             bar line at or after ``keep_until`` bit for bit and composes the rest with
@@ -98,13 +103,19 @@ def score_command(executable, edit, wav, midi, *, genre=None, instruments=(), co
     argv = [str(executable), "score", "--wav", str(wav), "--midi", str(midi),
             "--control", f"{control:g}", "--tempo", "auto" if tempo is None else f"{tempo:g}",
             "--seed", str(int(seed)), "--key", key, "--mode", mode,
-            "--loudness", f"{loudness:g}", "--progress", "jsonl"]
+            "--min-density", str(int(min_density)), "--loudness", f"{loudness:g}",
+            "--progress", "jsonl"]
     if genre:
         argv += ["--genre", genre]
     if instruments:
         argv += ["--instruments", ",".join(instruments)]
     if duck_depth_db is not None:
         argv += ["--mix", "duck", "--duck-depth", f"{duck_depth_db:g}"]
+        for flag, value in (("--duck-attack", duck_attack_s), ("--duck-release", duck_release_s)):
+            if value is not None:
+                argv += [flag, f"{value:g}"]
+    if report is not None:
+        argv += ["--report", str(report)]
     if continue_from is not None:
         # repr: every digit, so that a playhead on a bar line does not round past it
         argv += ["--continue-from", str(continue_from), "--keep-until", repr(float(keep_until))]
@@ -136,17 +147,18 @@ def take_stem(path):
 
 
 def take_paths(folder, stem):
-    """The first free take: ``folder/stem_takeN`` ``.wav``, ``.mid`` and ``.json`` (the edit
-    list), none existing.
+    """The first free take: ``folder/stem_takeN`` ``.wav``, ``.mid``, ``.json`` (the edit
+    list) and ``.report.json`` (the core's report: tempo, bars), none existing.
 
     Returns:
-        (wav Path, midi Path, edit list Path, take number).
+        (wav Path, midi Path, edit list Path, report Path, take number).
     """
     folder = Path(folder)
     stem = re.sub(r"[^\w.-]+", "_", stem).strip("._") or "score"
     take = 1
     while True:
-        paths = [folder / f"{stem}_take{take}{suffix}" for suffix in (".wav", ".mid", ".json")]
+        paths = [folder / f"{stem}_take{take}{suffix}"
+                 for suffix in (".wav", ".mid", ".json", ".report.json")]
         if not any(p.exists() for p in paths):
             return (*paths, take)
         take += 1

@@ -64,10 +64,12 @@ class _ScoreJobOperator:
         _ScoreJobOperator._running = self
         return True
 
-    def _prepare(self, executable, edit, wav, midi, take, label, options, seed, **reroll):
+    def _prepare(self, executable, edit, wav, midi, report, take, label, options, seed, **reroll):
         """The job for one take (not started: the caller writes ``edit`` first).
 
         Args:
+            report: the core's JSON report to write beside the music (its tempo and bars
+                are what Add Bar Markers reads).
             take: the take's number; label: the strip's name before " take<N>".
             options: :func:`properties.take_options` (kept on the strip).
             reroll: ``continue_from`` and ``keep_until`` for a re-roll.
@@ -75,12 +77,14 @@ class _ScoreJobOperator:
         kwargs = dict(options)
         self._music_gain_db = kwargs.pop("music_gain_db")
         self._duck = kwargs.get("duck_depth_db") is not None  # the CLI is told whether to duck
-        argv = job.score_command(executable, edit, wav, midi, seed=seed, **kwargs, **reroll)
-        self._job = job.ScoreJob(argv, outputs=(wav, midi, edit))  # removes them on failure
+        argv = job.score_command(executable, edit, wav, midi, seed=seed, report=report, **kwargs,
+                                 **reroll)
+        self._job = job.ScoreJob(argv, outputs=(wav, midi, edit, report))  # removed on failure
         self._name = f"{label} take{take}"
         self._seed = int(seed)
-        self._extra = {"vbgm_midi": str(midi), "vbgm_edit": str(edit), "vbgm_seed": int(seed),
-                       "vbgm_label": label, "vbgm_options": json.dumps(options)}
+        self._extra = {"vbgm_midi": str(midi), "vbgm_edit": str(edit), strips.REPORT_KEY: str(report),
+                       "vbgm_seed": int(seed), "vbgm_label": label,
+                       "vbgm_options": json.dumps(options)}
 
     def _show_progress(self, context):
         state = context.window_manager.vbgm_job
@@ -145,9 +149,9 @@ class VBGM_OT_generate_score(_ScoreJobOperator, Operator):
         executable = job.resolve_executable(preferences.vbgm_path(context))
         options = properties.take_options(settings)
         label = f"{plan.label} {options['genre'] or 'score'}"
-        wav, midi, edit, take = job.take_paths(strips.output_folder(),
-                                               f"{plan.label}_{options['genre'] or 'score'}")
-        self._prepare(executable, edit, wav, midi, take, label, options, settings.seed)
+        wav, midi, edit, report, take = job.take_paths(
+            strips.output_folder(), f"{plan.label}_{options['genre'] or 'score'}")
+        self._prepare(executable, edit, wav, midi, report, take, label, options, settings.seed)
         plan.write(edit)
         self._job.start()
         for warning in plan.warnings:
@@ -161,7 +165,8 @@ class VBGM_OT_generate_score(_ScoreJobOperator, Operator):
         return strips.add_score_strip(scene, self._plan, wav, self._name, extra=self._extra)
 
     def _after(self, scene):
-        strips.set_original_level(scene, self._plan.sounds, self._originals, self._original_gain_db)
+        strips.set_original_level(scene, self._plan.originals, self._originals,
+                                  self._original_gain_db)
 
     def _done_message(self, sound, wav, done):
         return f"Added '{sound.name}' on channel {sound.channel} ({Path(wav).name})"
@@ -203,8 +208,8 @@ class VBGM_OT_reroll_score(_ScoreJobOperator, Operator):
         options.update((k, v) for k, v in kept.items() if k in options)
         seed = strips.next_seed(scene, take, scene.vbgm.seed)
         label = take.get("vbgm_label") or re.sub(r" take\d+(\.\d+)?$", "", take.name)
-        wav, midi, edit, number = job.take_paths(old_midi.parent, job.take_stem(old_midi))
-        self._prepare(executable, edit, wav, midi, number, label, options, seed,
+        wav, midi, edit, report, number = job.take_paths(old_midi.parent, job.take_stem(old_midi))
+        self._prepare(executable, edit, wav, midi, report, number, label, options, seed,
                       continue_from=old_midi, keep_until=keep_until)
         shutil.copyfile(old_edit, edit)  # the same edit: each take keeps its own edit list
         self._job.start()
@@ -221,6 +226,41 @@ class VBGM_OT_reroll_score(_ScoreJobOperator, Operator):
         kept = self._keep_until if kept is None else kept
         return (f"Re-rolled '{self._take_name}' from {kept:.2f} s with seed {self._seed}: "
                 f"added '{sound.name}' on channel {sound.channel}")
+
+
+class VBGM_OT_add_bar_markers(Operator):
+    """Put timeline markers ("bar 1", "bar 2", ...) at the bar lines of the selected score take,
+    replacing the ones added for this take before (other markers are left alone)"""
+
+    bl_idname = "vbgm.add_bar_markers"
+    bl_label = "Add Bar Markers"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        if context.scene is None or strips.selected_take(context.scene) is None:
+            cls.poll_message_set("Select a score take (a strip Generate Score made)")
+            return False
+        return True
+
+    def execute(self, context):
+        scene = context.scene
+        take = strips.selected_take(scene)
+        try:
+            if take is None:
+                raise strips.StripError("Select a score take (a strip Generate Score made)")
+            lines = strips.bar_lines(take, strips.take_report(take),
+                                     scene.render.fps / scene.render.fps_base)
+        except strips.StripError as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        strips.set_bar_markers(scene, take, lines)
+        if lines:
+            self.report({"INFO"}, f"Added {len(lines)} bar markers for '{take.name}' "
+                        f"({lines[0][0]} to {lines[-1][0]})")
+        else:
+            self.report({"WARNING"}, f"No bar line in the visible part of '{take.name}'")
+        return {"FINISHED"}
 
 
 class VBGM_OT_cancel_score(Operator):
@@ -268,4 +308,5 @@ def cancel_running_job():
         _ScoreJobOperator._running = None
 
 
-classes = (VBGM_OT_generate_score, VBGM_OT_reroll_score, VBGM_OT_cancel_score, VBGM_OT_refresh_choices)
+classes = (VBGM_OT_generate_score, VBGM_OT_reroll_score, VBGM_OT_add_bar_markers,
+           VBGM_OT_cancel_score, VBGM_OT_refresh_choices)

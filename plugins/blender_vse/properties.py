@@ -14,8 +14,12 @@ from bpy.types import PropertyGroup
 from . import job, preferences
 
 # Blender keeps only pointers to enum item strings: these lists must outlive the callbacks.
-_choices = {"genres": [], "instruments": [], "error": "", "loading": False}
-_NO_GENRES = [("DEFAULT", "Model default", "The model's default genre (choices not loaded yet)")]
+_choices = {"genres": [], "genre_items": [], "instruments": [], "error": "", "loading": False}
+# The first genre item, always there: no genre asked for, so the core picks its own default
+# (one place for defaults). Numbered 0, the property's default: a dynamic enum stores a number,
+# and the model's genres (1, 2, ...) arriving later must not change what a new scene asks for.
+_DEFAULT_GENRE = ("DEFAULT", "Model Default", "The model's own default genre", "NONE", 0)
+_NO_GENRES = [_DEFAULT_GENRE]
 
 
 def load_choices(executable):
@@ -25,8 +29,9 @@ def load_choices(executable):
     except job.JobError as e:
         _choices.update(error=str(e), loading=False)
         return
+    genres = [(g, g.replace("_", " ").title(), f"Genre '{g}'", "NONE", i) for i, g in enumerate(genres, 1)]
     _choices.update(
-        genres=[(g, g.replace("_", " ").title(), f"Genre '{g}'") for g in genres],
+        genres=genres, genre_items=[_DEFAULT_GENRE] + genres,
         instruments=[(n, n.title(), f"Play the {n} part", "NONE", 1 << i) for i, n in enumerate(instruments)],
         error="", loading=False)
 
@@ -57,7 +62,7 @@ def choices_state():
 def _genre_items(self, context):
     if not _choices["genres"] and not _choices["loading"] and not _choices["error"]:
         refresh_choices(context)
-    return _choices["genres"] or _NO_GENRES
+    return _choices["genre_items"] or _NO_GENRES
 
 
 def _instrument_items(self, context):
@@ -67,7 +72,8 @@ def _instrument_items(self, context):
 class VBGM_PG_settings(PropertyGroup):
     """What the next "Generate Score" asks the model for."""
 
-    genre: EnumProperty(name="Genre", description="Genre the music is conditioned on", items=_genre_items)
+    genre: EnumProperty(name="Genre", description="Genre the music is conditioned on", items=_genre_items,
+                        default=0)
     instruments: EnumProperty(name="Instruments", items=_instrument_items, options={"ENUM_FLAG"},
                               description="Instruments to play (none selected = the model's default)")
     control: FloatProperty(name="Control (C)", default=0.7, min=0.0, max=1.0, subtype="FACTOR",
@@ -85,7 +91,10 @@ class VBGM_PG_settings(PropertyGroup):
     mode: EnumProperty(name="Mode", default="auto", items=[
         ("auto", "Auto", "Major or minor, drawn from the genre's songs and the seed"),
         ("major", "Major", ""), ("minor", "Minor", "")])
-    loudness: FloatProperty(name="Loudness (LUFS)", default=-14.0, min=-70.0, max=-5.0,
+    min_density: IntProperty(name="Min Density", default=3, min=0, max=16,
+                             description="Fewest notes starting in any bar, so that calm footage "
+                             "gets calm music rather than silence (0 = as sparse as the video says)")
+    loudness: FloatProperty(name="Loudness (LUFS)", default=-14.0, min=-40.0, max=-5.0,
                             description="Integrated loudness of the music (-14 web video, "
                             "-23 broadcast)")
     source: EnumProperty(name="Score", default="SELECTED", items=[
@@ -103,6 +112,11 @@ class VBGM_PG_settings(PropertyGroup):
                                  description="Level of the music strip, dB")
     duck_depth_db: FloatProperty(name="Duck Depth", default=-12.0, min=-60.0, max=0.0,
                                  description="How far the music drops under speech, dB")
+    duck_attack_s: FloatProperty(name="Duck Attack", default=0.3, min=0.0, max=10.0, unit="TIME_ABSOLUTE",
+                                 description="Seconds the music takes to drop as speech starts")
+    duck_release_s: FloatProperty(name="Duck Release", default=0.8, min=0.0, max=10.0,
+                                  unit="TIME_ABSOLUTE",
+                                  description="Seconds the music takes to come back after speech")
     originals: EnumProperty(name="Original Sound", default="LOWER", items=[
         ("KEEP", "Keep", "Leave the movies' sound strips as they are"),
         ("LOWER", "Lower", "Set the movies' sound strips to the Original Gain"),
@@ -119,8 +133,11 @@ def take_options(settings):
     return {"genre": None if settings.genre == "DEFAULT" else settings.genre,
             "instruments": sorted(settings.instruments), "control": settings.control,
             "tempo": settings.tempo_bpm if settings.tempo_mode == "BPM" else None,
-            "key": settings.key, "mode": settings.mode, "loudness": settings.loudness,
+            "key": settings.key, "mode": settings.mode, "min_density": settings.min_density,
+            "loudness": settings.loudness,
             "duck_depth_db": settings.duck_depth_db if settings.mix == "DUCK" else None,
+            "duck_attack_s": settings.duck_attack_s if settings.mix == "DUCK" else None,
+            "duck_release_s": settings.duck_release_s if settings.mix == "DUCK" else None,
             "music_gain_db": settings.music_gain_db}
 
 
@@ -143,4 +160,4 @@ def register_properties():
 def unregister_properties():
     del bpy.types.WindowManager.vbgm_job
     del bpy.types.Scene.vbgm
-    _choices.update(genres=[], instruments=[], error="", loading=False)
+    _choices.update(genres=[], genre_items=[], instruments=[], error="", loading=False)

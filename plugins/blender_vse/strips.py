@@ -5,6 +5,8 @@ Blender 4.4 added ``sequence_editor.strips`` and 5.0 removed ``sequences``; the 
 are the only place that knows both spellings.
 """
 
+import json
+import math
 import tempfile
 from pathlib import Path
 
@@ -14,6 +16,11 @@ MAX_CHANNEL = 128
 SCORE_FOLDER = "vbgm_scores"  # beside the .blend
 SOURCE_KEY = "vbgm_source"  # custom property on a score strip: what it scores (EditPlan.key)
 ORIGINAL_KEY = "vbgm_original_volume"  # on a sound strip whose level vbgm changed: the user's
+REPORT_KEY = "vbgm_report"  # on a score take: the core's JSON report (tempo, bars)
+# On a score take: the timeline markers Add Bar Markers made for it, JSON [[name, frame], ...].
+# Markers hold no custom properties, so this is how vbgm tells its markers from the user's.
+MARKERS_KEY = "vbgm_bar_markers"
+BEATS_PER_BAR = 4  # vbgm's music is in 4/4 (the CMT's bar grid)
 
 
 class StripError(Exception):
@@ -181,12 +188,68 @@ def playhead_in_take(scene, take):
     return seconds
 
 
+def take_report(take):
+    """The core's report of a take (a dict with at least tempo_bpm, n_bars, duration_s).
+
+    Raises:
+        StripError: the take has no report (made before takes kept one), or it is missing
+            or unreadable.
+    """
+    if REPORT_KEY not in take:
+        raise StripError(f"'{take.name}' has no report (made by an older vbgm add-on): "
+                         "generate or re-roll it again")
+    path = Path(bpy.path.abspath(take[REPORT_KEY]))
+    try:
+        report = json.loads(path.read_text())
+        float(report["tempo_bpm"]), int(report["n_bars"]), float(report["duration_s"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise StripError(f"The report of '{take.name}' is missing or unreadable: {path} ({e})") from None
+    return report
+
+
+def bar_lines(take, report, fps):
+    """The take's bar lines inside its visible frames: ``[("bar 1", frame), ...]``.
+
+    Bar k (from 0) starts k * 240 / tempo seconds after the music's first sample, which plays
+    at the strip's content start (``frame_start``; trims only hide music). A bar line rarely
+    falls on a frame: it gets the nearest one (halves round up, not to even), and is kept when
+    that frame shows the strip, so that every marker sits on the take.
+    """
+    bar_s = BEATS_PER_BAR * 60.0 / float(report["tempo_bpm"])
+    start, end = visible_frames(take)
+    lines = []
+    for k in range(int(report["n_bars"])):
+        if k * bar_s >= float(report["duration_s"]):  # the music ends before this bar
+            break
+        frame = math.floor(take.frame_start + k * bar_s * fps + 0.5)
+        if start <= frame < end:
+            lines.append((f"bar {k + 1}", frame))
+    return lines
+
+
+def set_bar_markers(scene, take, lines):
+    """Replace the markers vbgm added for ``take`` with ``lines`` (``[(name, frame)]``). A
+    marker the user renamed or moved is no longer vbgm's and stays; so do all others."""
+    markers = scene.timeline_markers
+    try:
+        previous = json.loads(take.get(MARKERS_KEY, "[]"))
+    except ValueError:
+        previous = []
+    for name, frame in previous:
+        mine = next((m for m in markers if m.name == name and m.frame == frame), None)
+        if mine is not None:
+            markers.remove(mine)
+    for name, frame in lines:
+        markers.new(name, frame=frame)
+    take[MARKERS_KEY] = json.dumps([[name, frame] for name, frame in lines])
+
+
 def set_music_level(scene, sound, points, fps):
     """The score strip's level: ``points`` ``[(t_s, dB), ...]`` from the strip's start.
 
     One level sets ``volume``; a curve (ducking) becomes volume keyframes (times from the
     strip's content start, the WAV's first sample), linear, which is
-    how vbgm's gain curve moves between its breakpoints (vbgm_core/duck.py), so the strip
+    how vbgm's gain curve moves between its breakpoints (vbgm_core/audio/mix.py), so the strip
     plays what a muxed file would. The keyframes stay editable in the timeline.
     """
     levels = {round(db, 6) for _, db in points}

@@ -42,6 +42,7 @@ class VBGM_PT_score(Panel):
         row = layout.row(align=True)
         row.prop(settings, "key")
         row.prop(settings, "mode", text="")
+        layout.prop(settings, "min_density")
         layout.prop(settings, "loudness")
 
         col = layout.column(heading="Sound")
@@ -49,6 +50,8 @@ class VBGM_PT_score(Panel):
         col.prop(settings, "music_gain_db")
         if settings.mix == "DUCK":
             col.prop(settings, "duck_depth_db")
+            col.prop(settings, "duck_attack_s")
+            col.prop(settings, "duck_release_s")
         if settings.mix != "REPLACE":  # Replace mutes the originals
             col.prop(settings, "originals")
             if settings.originals == "LOWER":
@@ -67,6 +70,8 @@ class VBGM_PT_score(Panel):
             # Enabled when the active (or the one selected) strip is a take; keeps it up to
             # the playhead and re-rolls the rest.
             layout.operator("vbgm.reroll_score", icon="FILE_REFRESH")
+            # Also a take's: timeline markers at its bar lines, to cut on the beat.
+            layout.operator("vbgm.add_bar_markers", icon="MARKER_HLT")
 
     @staticmethod
     def _draw_source(context, box):
