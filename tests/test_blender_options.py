@@ -28,6 +28,9 @@ OMITTED = {
     "sampling": "per-attribute temperatures and top-p (and genre guidance) are for studying the "
                 "model, not for editing a film: a dozen numbers whose effect an editor cannot "
                 "judge; Seed and Control are the panel's ways to get other music",
+    "programs": "General MIDI program numbers per instrument: the Genre already draws its "
+                "songs' instruments (another Seed, other instruments); a sound-preset menu is "
+                "the panel's next step, the CLI and Python have the option now",
 }
 # Where the panel's default is not the core's, and why.
 OWN_DEFAULTS = {

@@ -185,3 +185,43 @@ def test_every_program_the_asset_can_choose_is_in_fluidr3():
                    for preset in PRESETS.values() for g, p in preset.items())
     finally:
         synth.delete()
+
+
+def test_the_scorer_plays_the_genres_programs_and_says_which(sample_clip, tmp_path):
+    """Through the real pipeline: each piece's tracks carry programs drawn from its genre (or
+    the user's), the MIDI names them, the report lists them, and the stems are named by them."""
+    import json
+    import subprocess
+
+    from conftest import vbgm_command
+
+    from vbgm_core.api import Scorer, ScoreOptions
+
+    scorer = Scorer.from_pretrained()
+    rhythm = scorer.analyze(sample_clip, tempo=200)
+    options = ScoreOptions(genre="rock", seed=4, programs="guitar=30")
+    tokens, midi = scorer.generate(rhythm, options)
+    played = {inst.name.split(":")[0]: inst for inst in midi.instruments}
+    assert played["guitar"].program == 30 and played["guitar"].name == "guitar: Distortion Guitar"
+    drawn = choose_programs("rock", 4, {"guitar": 30})
+    assert {g: i.program for g, i in played.items()} == {g: drawn[g] for g in played}
+    report = scorer.report(midi, rhythm, tokens, options)
+    assert report["programs"]["guitar"] == {"program": 30, "name": "Distortion Guitar"}
+    # the same seed gives the same sounds; the programs are the option's, not the renderer's
+    assert [i.program for i in scorer.generate(rhythm, options)[1].instruments] == \
+        [i.program for i in midi.instruments]
+
+    out = tmp_path / "stems"
+    subprocess.run([vbgm_command(), "score", str(sample_clip), "--stems", str(out), "--genre",
+                    "rock", "--seed", "4", "--programs", "guitar=30", "--progress", "none"],
+                   check=True, capture_output=True)
+    assert "guitar_distortion_guitar.wav" in {p.name for p in out.iterdir()}
+
+
+@pytest.mark.parametrize("spec, message", [("guitar=300", "outside the General MIDI"),
+                                           ("kazoo=3", "unknown"), ("drums=5", "drum kit")])
+def test_bad_programs_are_one_line_option_errors(spec, message):
+    from vbgm_core.options import ScoreOptions
+
+    with pytest.raises(InputError, match=message):
+        ScoreOptions(programs=spec)

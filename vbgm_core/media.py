@@ -16,7 +16,6 @@ from pathlib import Path
 from .errors import InputError, RenderError
 
 
-
 def media_url(path):
     """``path`` as ffmpeg/ffprobe must get it: an absolute ``file:`` URL, so that a name that
     starts with '-' is not read as an option, nor ``concat:a.mp4|b.mp4`` as a protocol."""

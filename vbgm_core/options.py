@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from .errors import InputError
 from .music.harmony import PITCH_CLASSES, check_mode, parse_key
 from .music.instruments import GROUPS
+from .music.orchestration import PRESETS, parse_programs
 from .music.sampling import Sampling
 
 MIX_MODES = ("replace", "mix", "duck")
@@ -134,6 +135,12 @@ class ScoreOptions:
         "per-attribute sampling, e.g. pitch.temperature=0.9 beat.top_p=0.95 genre.guidance=1 "
         "(defaults: temperature 1.2 for beat and density, 1.0 elsewhere; top-p 0.9; genre "
         "guidance 0)", "ATTR.SETTING=VALUE"))
+    # Which General MIDI sound plays each group (docs/MUSIC.md): drawn per piece from the
+    # genre's songs unless given.
+    programs: dict | None = field(default=None, metadata=_flag(
+        "the General MIDI program of each group: a preset (" + ", ".join(PRESETS) + ") and/or "
+        "GROUP=PROGRAM pairs, e.g. guitar=30,bass=38 (default: drawn from the genre's songs "
+        "with the seed; the report says which played)", "SPEC"))
     # Harmony, calm and loudness (docs/MUSIC.md).
     key: str = field(default="auto", metadata=_flag(
         "key of the piece: auto (drawn from the genre's songs and the seed) or a pitch class "
@@ -182,6 +189,7 @@ class ScoreOptions:
         set_("instruments", _instruments(self.instruments))
         set_("seed", _integer(self.seed, "seed"))   # any integer: the sampler reads it mod 2**64
         set_("sampling", _sampling(self.sampling))
+        set_("programs", parse_programs(self.programs) or None)
         if str(self.key).lower() != "auto":
             parse_key(self.key)                  # an unknown key name is an InputError
         set_("mode", check_mode(self.mode) or "auto")

@@ -4,7 +4,7 @@ from .figures import save_figure
 from .metrics.grid import bar_densities, grid_notes
 from .music.dynamics import bar_loudness
 from .music.harmony import plan_from_midi
-from .music.instruments import GROUPS
+from .music.instruments import GROUPS, track_group
 from .video.plot import draw_rhythm
 
 COLOURS = dict(zip(GROUPS, ("0.3", "tab:blue", "tab:orange", "tab:green", "tab:purple")))
@@ -38,10 +38,10 @@ def plot_score(rhythm, midi, path, speech=None, gain_db=None):
     for inst in midi.instruments:
         for n in inst.notes:
             ax_roll.plot([n.start * seconds, n.end * seconds], [n.pitch, n.pitch], lw=2,
-                         color=COLOURS.get(inst.name, "k"), solid_capstyle="butt")
+                         color=COLOURS.get(track_group(inst), "k"), solid_capstyle="butt")
     ax_roll.set_ylabel("pitch")
-    handles = [plt.Line2D([], [], color=COLOURS[i.name], lw=3, label=i.name)
-               for i in midi.instruments if i.name in COLOURS]
+    handles = [plt.Line2D([], [], color=COLOURS[track_group(i)], lw=3, label=i.name)
+               for i in midi.instruments if track_group(i) in COLOURS]
     ax_roll.legend(handles=handles, loc="upper right", fontsize=8, ncol=len(handles))
     starts = [b.start_s for b in rhythm.bars] + [rhythm.n_bars * rhythm.bar_seconds]
     ax_v.stairs(bar_loudness(midi, rhythm.n_bars), starts, color="tab:red", lw=1.5)

@@ -344,6 +344,7 @@ class Scorer:
 
         from .model.cmt import set_cpu_generation_threads
         from .music.finish import finish
+        from .music.orchestration import apply_programs
         from .music.sampler import ControlledSampler, Targets
         from .music.tokenizer import CPTokenizer
 
@@ -364,7 +365,7 @@ class Scorer:
             torch.set_num_threads(threads)
         midi = clip_midi(CPTokenizer().decode(tokens, rhythm.tempo_bpm), rhythm.duration_s,
                          rhythm.tempo_bpm)
-        midi = finish(midi, rhythm, plan, seed)
+        midi = apply_programs(finish(midi, rhythm, plan, seed), self.programs(options))
         if prefix is not None:
             from .music.reroll import splice
 
@@ -380,6 +381,14 @@ class Scorer:
         genre, _, _ = self.resolve(options)
         return HarmonyPlan.for_rhythm(rhythm, genre, options.seed % 2**64, options.key,
                                       options.mode)
+
+    def programs(self, options):
+        """The General MIDI program of each group (music/orchestration.py): drawn from the
+        genre's songs with the seed, the options' own choices winning."""
+        from .music.orchestration import choose_programs
+
+        genre, _, _ = self.resolve(options)
+        return choose_programs(genre, options.seed % 2**64, options.programs)
 
     def render(self, midi, rhythm, options=None, soundfont=None):
         """The music as float32 ``[n, 2]`` at ``SAMPLE_RATE``, exactly as long as the video,
@@ -405,8 +414,18 @@ class Scorer:
         return score_report(midi, rhythm, tokens, structure=structure, **facts, genre=genre,
                             instruments=list(instruments), control=options.control,
                             seed=options.seed, options=options.to_dict(), model=str(self.path),
-                            harmony=plan.to_dict(),
+                            harmony=plan.to_dict(), programs=_programs_played(midi),
                             quality=_json_numbers(quality))
+
+
+def _programs_played(midi):
+    """``{group: {"program", "name"}}`` of the tracks that play notes."""
+    from .music.instruments import track_group
+    from .music.orchestration import program_name
+
+    return {track_group(i): {"program": i.program,
+                             "name": program_name(track_group(i), i.program)}
+            for i in midi.instruments if i.notes and track_group(i)}
 
 
 def _json_numbers(values):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .instruments import GROUPS, group_of
+from .instruments import track_group
 from .tokenizer import TICKS_PER_BAR, TICKS_PER_BEAT
 
 STATS_PATH = Path(__file__).resolve().parents[1] / "assets" / "dynamics_stats.json"
@@ -65,7 +65,7 @@ def apply_velocities(midi, rhythm, seed=0):
         lifts[b.tick] = max(lifts.get(b.tick, 0.0), CUT_LIFT if b.cut else VISUAL_LIFT * b.saliency)
     per_tick = midi.ticks_per_beat / TICKS_PER_BEAT
     for inst in midi.instruments:
-        group = inst.name if inst.name in GROUPS else group_of(inst.program, inst.is_drum)
+        group = track_group(inst)
         s = stats.get(group or "piano")
         sd = s["within_song_sd"]
         for n in sorted(inst.notes, key=lambda n: (n.start, n.pitch)):

@@ -41,6 +41,15 @@ def group_of(program, is_drum):
     return None
 
 
+def track_group(instrument):
+    """The group a MIDI track plays: its name as ``CPTokenizer.decode`` writes it ("guitar"), or
+    as orchestration renames it ("guitar: Distortion Guitar"), else from its program."""
+    if instrument.is_drum:
+        return "drums"
+    named = instrument.name.split(":")[0].strip()
+    return named if named in GROUPS else group_of(instrument.program, False)
+
+
 def mask_of(groups):
     """5-bit instrument-set mask (bit i = GROUPS[i] present) from an iterable of group names."""
     mask = 0

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .instruments import GROUPS, group_of
+from .instruments import GROUPS, track_group
 
 STATS_PATH = Path(__file__).resolve().parents[1] / "assets" / "orchestration.json"
 
@@ -198,14 +198,6 @@ def choose_programs(genre, seed, overrides=None):
     return {**chosen, **overrides}
 
 
-def _group(instrument):
-    """The group a track plays: the name decode() and apply_programs() give it, else its program."""
-    if instrument.is_drum:
-        return "drums"
-    named = instrument.name.split(":")[0].strip()
-    return named if named in GROUPS else group_of(instrument.program, False)
-
-
 def apply_programs(midi, programs):
     """Set each track's program and a name that says it (``"guitar: Distortion Guitar"``).
 
@@ -220,7 +212,7 @@ def apply_programs(midi, programs):
     """
     programs = parse_programs(programs)
     for inst in midi.instruments:
-        group = _group(inst)
+        group = track_group(inst)
         if group in programs:
             inst.program = programs[group]
             inst.name = f"{group}: {program_name(group, programs[group])}"

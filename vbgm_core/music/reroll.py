@@ -15,6 +15,7 @@ import miditoolkit
 import numpy as np
 
 from ..errors import InputError
+from .instruments import GROUPS, track_group
 from .tokenizer import BAR, EOS, MIDI_TICKS_PER_BEAT, CPTokenizer
 
 BEATS_PER_BAR = 4
@@ -46,9 +47,13 @@ class KeptPrefix:
         return self.n_bars * BEATS_PER_BAR * self.midi.ticks_per_beat
 
     def continued_options(self, options):
-        """``options`` for the new part: the take's tempo (the same bar grid), and its key and
-        mode where the options leave them to chance (the new part stays in the old key)."""
+        """``options`` for the new part: the take's tempo (the same bar grid), and its key,
+        mode and instrument sounds where the options leave them to chance (the new part stays
+        in the old key, played by the same instruments)."""
         changes = {"tempo": self.tempo_bpm}
+        if options.programs is None:
+            changes["programs"] = {track_group(i): i.program for i in self.midi.instruments
+                                   if track_group(i) in GROUPS}
         if self.midi.key_signature_changes:
             name = self.midi.key_signature_changes[0].key_name   # "D" or "Dm" (harmony.py)
             if options.key == "auto":
