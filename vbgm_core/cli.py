@@ -2,6 +2,7 @@
 only after parsing so that `--help` is instant and torch loads only when needed."""
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -15,14 +16,51 @@ EPILOG = """examples:
 """
 
 
+def _number(p, *flags, kind=float, low=None, **kwargs):
+    """Add a number option. Its value is read as text and checked by ``_read_numbers`` once
+    the command line is parsed: a bad value is then one line, exit 2, like every other bad
+    input (an argparse ``type`` prints the usage first), and NaN and the infinities, which
+    ``float`` reads, are refused."""
+    action = p.add_argument(*flags, **kwargs)
+    numbers = dict(p.get_default("_numbers") or {})
+    numbers[action.dest] = (max(action.option_strings, key=len), kind, low)
+    p.set_defaults(_numbers=numbers)
+    return action
+
+
+def read_number(text, flag, kind=float, low=None):
+    """``text`` as a finite float (``kind=float``) or an int, at least ``low``; else an
+    InputError naming ``flag``."""
+    import math
+
+    try:
+        number = kind(str(text).strip())
+    except ValueError:
+        what = "a number" if kind is float else "a whole number"
+        raise InputError(f"{flag} must be {what}, not {text!r}") from None
+    if not math.isfinite(number):
+        raise InputError(f"{flag} must be a finite number, not {text!r}")
+    if low is not None and number < low:
+        raise InputError(f"{flag} must be at least {low:g}, not {text}")
+    return number
+
+
+def _read_numbers(args):
+    """The number options of the parsed command (``_number``) read and checked, in place."""
+    for dest, (flag, kind, low) in getattr(args, "_numbers", {}).items():
+        text = getattr(args, dest, None)
+        if isinstance(text, str):
+            setattr(args, dest, read_number(text, flag, kind, low))
+
+
 def _add_prepare(sub):
     p = sub.add_parser("prepare", help="turn a folder of MIDI files into a training set",
                        description="Tokenize every MIDI file under MIDI_DIR (genre = sub-folder "
                        "name, or metadata.csv's genre column) into a compact dataset directory.")
     p.add_argument("midi_dir", help="folder of .mid/.midi files, one sub-folder per genre")
     p.add_argument("-o", "--output", required=True, help="dataset directory to write")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--limit", type=int, default=None, help="use at most N files (smoke runs)")
+    _number(p, "--workers", kind=int, default=None, help="processes (default: all cores)")
+    _number(p, "--limit", kind=int, default=None, help="use at most N files (smoke runs)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.set_defaults(run=_run_prepare)
 
@@ -50,11 +88,11 @@ def _add_train(sub):
     p.add_argument("--init-from", default=None, metavar="MODEL",
                    help="start from these weights (e.g. RUN/model.safetensors of a finished run) "
                    "with a fresh optimizer and schedule: how to train a finished run further")
-    p.add_argument("--max-minutes", type=float, default=None,
-                   help="checkpoint and stop cleanly after this much wall time")
-    p.add_argument("--max-steps", type=int, default=None,
-                   help="stop at this step (the schedule still follows the config)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    _number(p, "--max-minutes", default=None,
+            help="checkpoint and stop cleanly after this much wall time")
+    _number(p, "--max-steps", kind=int, default=None,
+            help="stop at this step (the schedule still follows the config)")
+    _number(p, "--threads", kind=int, default=None, help="CPU threads for torch")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.set_defaults(run=_run_train)
 
@@ -118,13 +156,14 @@ def _add_score(sub):
     p.add_argument("--report", help="write a JSON report (tempo, bars, control error, metrics)")
     p.add_argument("--plot", help="write a PNG of the video's rhythm above the music")
     p.add_argument("--stems", help="write one WAV per instrument into this new folder")
-    p.add_argument("--start", type=float, help="score from this time (s)")
-    p.add_argument("--end", type=float, help="score up to this time (s)")
+    _number(p, "--start", help="score from this time (s)")
+    _number(p, "--end", help="score up to this time (s; past the video's end: to its end, "
+            "with a warning)")
     p.add_argument("--continue-from", metavar="TAKE.mid", help="re-roll: keep this previous "
                    "take (a MIDI file vbgm wrote for this video) up to --keep-until, bit for "
                    "bit, and compose the rest anew (use another --seed)")
-    p.add_argument("--keep-until", type=float, metavar="S", help="re-roll: seconds of the "
-                   "previous take to keep (rounded up to its next bar line)")
+    _number(p, "--keep-until", metavar="S", help="re-roll: seconds of the previous take to "
+            "keep (rounded up to its next bar line)")
     _add_score_options(p)
     p.set_defaults(run=_run_score)
 
@@ -169,7 +208,7 @@ def _run_score(args):
     run_outputs = Outputs(inputs=(args.video, args.model, args.soundfont, args.continue_from),
                           overwrite=args.overwrite)
     if args.report:
-        run_outputs.add_file(args.report, "report")
+        run_outputs.add_file(args.report, "report", (".json",))
     if args.plot:
         run_outputs.add_file(args.plot, "plot", IMAGE_SUFFIXES)
     if args.stems:
@@ -231,10 +270,14 @@ def _add_batch(sub):
                        "  vbgm batch shots/*.mp4 -o scored/ --jobs 2\n"
                        "  vbgm batch /shared/shots/*.mp4 -o /shared/scored --engine ray "
                        "--address auto")
-    p.add_argument("videos", nargs="+", help="video files")
+    p.add_argument("videos", nargs="+", help="video files or editors' timelines (.otio, .xml, "
+                   ".fcpxml, .edl: each gives a scored .otio and its WAV)")
+    p.add_argument("--media-dir", action="append", default=[], metavar="DIR",
+                   help="timelines: a folder to find their media in (by file name; repeatable)")
     p.add_argument("-o", "--output", required=True, help="folder for the results")
-    p.add_argument("--jobs", type=int, default=None, help="videos scored at once: processes "
-                   "(local, default 1) or Ray actors (default: the cluster's CPUs)")
+    _number(p, "--jobs", kind=int, low=1, default=None, help="videos scored at once: "
+            "processes (local, default 1) or Ray actors (default: the cluster's CPUs); never "
+            "more than the videos")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local process pool (default), or a Ray cluster (pip install 'vbgm[ray]')")
     p.add_argument("--address", default=None, help="Ray cluster: auto, HOST:PORT or "
@@ -249,13 +292,14 @@ def _add_batch(sub):
 def _run_batch(args):
     from .batch.run import run_batch, sigterm_as_interrupt
 
-    if args.jobs is not None and args.jobs < 1:
-        raise InputError(f"--jobs must be at least 1, not {args.jobs}")
+    if args.summary and Path(args.summary).suffix.lower() != ".json":
+        raise InputError(f"{args.summary}: the summary is JSON; its name must end in .json")
     local = lambda path: str(Path(path).absolute()) if path else None  # noqa: E731 (workers' cwd differs)
     progress = _progress(args.progress, stages=False)
     try:
         options = dict(options=_options(args), model=local(args.model),
-                       soundfont=local(args.soundfont))
+                       soundfont=local(args.soundfont),
+                       media_dirs=[local(d) for d in args.media_dir])
         with sigterm_as_interrupt():
             result = run_batch(args.videos, args.output, options, jobs=args.jobs,
                                engine=args.engine, address=args.address,
@@ -301,10 +345,11 @@ def _add_analyze(sub):
     p.add_argument("video", help="video file (only read)")
     p.add_argument("-o", "--output", required=True, help="rhythm JSON to write")
     p.add_argument("--plot", default=None, help="also draw the rhythm as an image (e.g. .png)")
-    p.add_argument("--tempo", type=float, default=None, help="music tempo in BPM (default: "
-                   "chosen from the visual rhythm, 70-140)")
-    p.add_argument("--start", type=float, default=None, help="analyse from S seconds")
-    p.add_argument("--end", type=float, default=None, help="analyse up to S seconds")
+    _number(p, "--tempo", default=None, help="music tempo in BPM (default: chosen from the "
+            "visual rhythm, 70-140)")
+    _number(p, "--start", default=None, help="analyse from S seconds")
+    _number(p, "--end", default=None, help="analyse up to S seconds (past the video's end: to "
+            "its end, with a warning)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(run=_run_analyze)
 
@@ -316,7 +361,7 @@ def _run_analyze(args):
 
     check_input_file(args.video, "video")
     outputs = Outputs(inputs=(args.video,), overwrite=args.overwrite)
-    outputs.add_file(args.output, "rhythm JSON")
+    outputs.add_file(args.output, "rhythm JSON", (".json",))
     if args.plot:
         outputs.add_file(args.plot, "plot", IMAGE_SUFFIXES)
     _quiet_decoder()
@@ -353,12 +398,12 @@ def _add_eval(sub):
     # The music's options as `score` has them, but those the evaluation sweeps (control
     # degree, seed) and the mix (the evaluation measures the music alone).
     ScoreOptions.add_arguments(p, exclude=("control", "seed") + MIX_OPTIONS)
-    p.add_argument("--seeds", type=int, default=None, help="seeds per control degree "
-                   "(default 3; 1 with --quick)")
+    _number(p, "--seeds", kind=int, default=None, help="seeds per control degree "
+            "(default 3; 1 with --quick)")
     p.add_argument("--controls", help="comma-separated control degrees (default 0,0.3,0.7,1; "
                    "0,0.7,1 with --quick)")
-    p.add_argument("--reference-songs", type=int, default=None,
-                   help="held-out songs in the reference row (default 50; 10 with --quick)")
+    _number(p, "--reference-songs", kind=int, default=None,
+            help="held-out songs in the reference row (default 50; 10 with --quick)")
     p.add_argument("--quick", action="store_true", help="smoke check: one seed, C in 0,0.7,1")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
     p.add_argument("--progress", choices=("bar", "jsonl", "none"), default="bar",
@@ -401,13 +446,34 @@ def get_parser():
     return parser
 
 
+@contextlib.contextmanager
+def _warnings_as_lines(command):
+    """vbgm's own warnings (e.g. a range cut at the video's end) as one stderr line each,
+    ``vbgm COMMAND: warning: ...``, every time; others' warnings as Python shows them."""
+    import warnings
+
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if category.__module__.startswith("vbgm_core"):
+                print(f"vbgm {command}: warning: {message}", file=sys.stderr, flush=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        warnings.filterwarnings("always", category=UserWarning, module=r"vbgm_core\.")
+        yield
+
+
 def main(argv=None):
     from .errors import Terminated
     from .files import cancel_on_signals
 
     args = get_parser().parse_args(argv)
     try:
-        with cancel_on_signals():  # SIGTERM cleans up as Ctrl-C does
+        with cancel_on_signals(), _warnings_as_lines(args.command):  # SIGTERM: as Ctrl-C
+            _read_numbers(args)
             return args.run(args)
     except VbgmError as e:
         print(f"vbgm {args.command}: error: {e}", file=sys.stderr)

@@ -58,6 +58,8 @@ def score_clip(job):
         (folder / "tmp").mkdir(parents=True)
         tempfile.tempdir = str(folder / "tmp")  # the driver removes it, also after a kill
         kwargs = with_seed(job["options"], job["seed"])
+        if "timeline" not in files:   # the batch's media folders are for its timelines
+            kwargs.pop("media_dirs", None)
         result = score_video(job["video"], out_video=files.get("mp4"), out_midi=files["midi"],
                              out_timeline=files.get("timeline"), out_wav=files.get("wav"),
                              wav_reference=job["outputs"].get("wav"),

@@ -12,8 +12,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, VbgmError
 from ..files import check_input_file
+from ..media import media_duration
 from ..video.edit import EditList, Segment, boundaries
 from .media import MediaFinder, probe_media, reference_path, snap_rate
 
@@ -214,6 +215,31 @@ def _segments(media, shots, heard, rate):
     return segments
 
 
+def _sounds(media, shots):
+    """What the audio tracks play, as ``Segment``s (where speech is looked for, to duck): a
+    clip heard is searched in its own media, a voice-over included. A clip whose media cannot
+    be found or read is not searched (the picture's media are the ones a score needs)."""
+    sounds = []
+    for shot in shots:
+        path = media.find(shot.clip)
+        if path is None or shot.speed <= 0:
+            continue
+        info = media.info(path)
+        if isinstance(info, str):    # no picture (a WAV): no timecode, its sound's length
+            try:
+                start, length = 0.0, media_duration(path, "audio")
+            except VbgmError:
+                continue
+        else:
+            start, length = info.timecode_s or 0.0, info.duration_s
+        s0, s1 = shot.source_s - start, min(shot.source_end_s - start, length)
+        if s0 < 0 or s1 <= s0:
+            continue
+        end = shot.start_s + (s1 - s0) / shot.speed
+        sounds.append(Segment(path, s0, s1, shot.start_s, end))
+    return sounds
+
+
 def load_timeline(source, media_dirs=(), rate=None):
     """Read an editor's timeline and find what the viewer sees of it.
 
@@ -266,7 +292,9 @@ def load_timeline(source, media_dirs=(), rate=None):
         if media_rate and media_rate != edl_rate and _edl_fits(edl_text, media_rate):
             timeline = _read_file(otio, path, media_rate)  # an EDL counts its media's frames
             shots = flatten(timeline)
-    heard = [(media.find(s.clip), s.start_s, s.end_s) for s in flatten(timeline, AUDIO)]
+    audio = flatten(timeline, AUDIO)
+    heard = [(media.find(s.clip), s.start_s, s.end_s) for s in audio]
     fps, duration = timeline_rate(timeline), timeline.duration().to_seconds()
-    edit = EditList(duration, fps, tuple(_segments(media, shots, heard, fps)), source=path)
+    edit = EditList(duration, fps, tuple(_segments(media, shots, heard, fps)), source=path,
+                    sounds=tuple(_sounds(media, audio)))
     return LoadedTimeline(timeline, edit, tuple(boundaries(edit)), fps, duration, path)
