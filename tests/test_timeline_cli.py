@@ -4,6 +4,7 @@ with OpenTimelineIO, the editor's own tracks are untouched, the music lasts exac
 a marker sits on every bar line, the report's cuts are the edit points; and the reliability
 rules for a timeline (never replaced without --overwrite, never the output of itself, one line
 for what cannot be read)."""
+# ruff: noqa: F811 (pytest fixtures as arguments redefine the imported fixture names)
 
 import json
 import subprocess
@@ -11,27 +12,13 @@ import wave
 
 import pytest
 from conftest import vbgm_command
-from test_timeline import EXPECTED, MEDIA, TIMELINES, make_clip
+
+# The stand-in media fixtures of test_timeline.py, shared (pytest finds imported fixtures).
+from test_timeline import EXPECTED, TIMELINES, media, timelines, tools  # noqa: F401
 
 from vbgm_core.timeline import load_timeline
 
 otio = pytest.importorskip("opentimelineio", reason="the timeline extra is not installed")
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory):
-    """``media(timeline name)`` → a folder of its stand-in media (made once)."""
-    if not TIMELINES.is_dir():
-        pytest.skip(f"needs the shared timelines folder {TIMELINES} (absent in this checkout)")
-    made = {}
-
-    def folder(name):
-        if name not in made:
-            made[name] = tmp_path_factory.mktemp(name.replace(".", "_"))
-            for item in MEDIA[name]:
-                make_clip(made[name] / item[0], *item[1:])
-        return made[name]
-    return folder
 
 
 def vbgm(*args):

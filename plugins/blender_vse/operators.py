@@ -172,6 +172,14 @@ class VBGM_OT_generate_score(_ScoreJobOperator, Operator):
         return f"Added '{sound.name}' on channel {sound.channel} ({Path(wav).name})"
 
 
+def _take_selected(cls, context):
+    """The operators that work on a score take: one must be selected."""
+    if context.scene is None or strips.selected_take(context.scene) is None:
+        cls.poll_message_set("Select a score take (a strip Generate Score made)")
+        return False
+    return True
+
+
 class VBGM_OT_reroll_score(_ScoreJobOperator, Operator):
     """Keep the selected score take up to the playhead (rounded up to the next bar line) and
     compose the rest anew with the next seed, as a new take in the same place"""
@@ -179,13 +187,7 @@ class VBGM_OT_reroll_score(_ScoreJobOperator, Operator):
     bl_idname = "vbgm.reroll_score"
     bl_label = "Re-roll from Here"
     bl_options = {"REGISTER", "UNDO"}
-
-    @classmethod
-    def poll(cls, context):
-        if context.scene is None or strips.selected_take(context.scene) is None:
-            cls.poll_message_set("Select a score take (a strip Generate Score made)")
-            return False
-        return True
+    poll = classmethod(_take_selected)
 
     def _start(self, context):
         """Re-score the take's edit list, continued from its MIDI up to the playhead."""
@@ -235,13 +237,7 @@ class VBGM_OT_add_bar_markers(Operator):
     bl_idname = "vbgm.add_bar_markers"
     bl_label = "Add Bar Markers"
     bl_options = {"REGISTER", "UNDO"}
-
-    @classmethod
-    def poll(cls, context):
-        if context.scene is None or strips.selected_take(context.scene) is None:
-            cls.poll_message_set("Select a score take (a strip Generate Score made)")
-            return False
-        return True
+    poll = classmethod(_take_selected)
 
     def execute(self, context):
         scene = context.scene

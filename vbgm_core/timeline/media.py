@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from urllib.parse import unquote, urlsplit
 
 from ..errors import InputError, RenderError
+from ..video.frames import frame_rate
 
 # A file name extension, as opposed to the end of a name that holds a dot ("tech.fux (loop)").
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}")
@@ -138,14 +139,6 @@ def timecode_seconds(timecode, fps):
     return frames / fps
 
 
-def _ratio(text):
-    num, _, den = (text or "0/0").partition("/")
-    try:
-        return float(num) / float(den or 1) if float(den or 1) else 0.0
-    except ValueError:
-        return 0.0
-
-
 def probe_media(path):
     """:class:`MediaInfo` of a media file (ffprobe).
 
@@ -171,7 +164,7 @@ def probe_media(path):
     video = next((s for s in streams if s.get("codec_type") == "video"), None)
     if video is None:
         raise ValueError("no video stream")
-    fps = snap_rate(_ratio(video.get("r_frame_rate")) or _ratio(video.get("avg_frame_rate")))
+    fps = snap_rate(frame_rate(video.get("r_frame_rate")) or frame_rate(video.get("avg_frame_rate")))
     try:
         duration = float(video.get("duration") or fmt.get("duration"))
     except (TypeError, ValueError):

@@ -87,7 +87,8 @@ def _container_duration(path):
     return value if math.isfinite(value) and value > 0 else None
 
 
-def _rate(text):
+def frame_rate(text):
+    """An ffprobe rate ("30000/1001", "25/1", "0/0") as frames per second; 0.0 when unknown."""
     num, _, den = (text or "0/0").partition("/")
     try:
         return float(num) / float(den or 1) if float(den or 1) else 0.0
@@ -114,7 +115,7 @@ def _stream_facts(path):
             raise _unreadable(path, lines[-1].strip() if lines else "")
         streams = json.loads(proc.stdout or "{}").get("streams") or [{}]
         s = streams[0]
-        fps = _rate(s.get("r_frame_rate")) or _rate(s.get("avg_frame_rate"))
+        fps = frame_rate(s.get("r_frame_rate")) or frame_rate(s.get("avg_frame_rate"))
         start_pts = s.get("start_pts")
         try:
             start_s = float(s.get("start_time"))
