@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Set up vbgm in this checkout: the system libraries the renderer needs, then .venv with vbgm.
+# Set up vbgm in this checkout: the system libraries the renderer needs, then .venv with vbgm
+# and its timeline extra (editors' timelines), at the versions of constraints.txt (pyproject.toml
+# has the ranges; the tests ran with these). --dev adds the test tools and the ray extra.
 # Idempotent and quick when everything is there. Usage: scripts/setup.sh [--dev]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,23 +36,29 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-# Python: a venv with the CPU build of torch (pinned in pyproject: a bare 'torch' pulls CUDA).
+# Python: a venv with the CPU build of torch, pinned in constraints.txt (pyproject.toml has a
+# range, which on an empty venv would pull the newest torch: a CUDA build of several GB).
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-extras=""
-[ "${1:-}" = "--dev" ] && extras="[dev,ray]"   # ray: the tests of `vbgm batch --engine ray`
+extras="[timeline]"
+[ "${1:-}" = "--dev" ] && extras="[dev,ray,timeline]"   # ray: the tests of `vbgm batch --engine ray`
 stamp=".venv/.vbgm-installed$extras"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
     # The torch pin resolves to a CUDA build (GBs of nvidia packages) on a plain PyPI set-up;
     # $VBGM_TORCH_INDEX names a CPU wheel index (PyTorch's "CPU" index from its install page)
     # to take torch from first. Machines whose pip configuration already serves the CPU build
     # need nothing.
-    if [ -n "${VBGM_TORCH_INDEX:-}" ] && ! .venv/bin/python -c 'import torch' 2>/dev/null; then
+    torch_pin=$(grep -m1 '^torch==' constraints.txt)
+    if [ -n "${VBGM_TORCH_INDEX:-}" ] && ! .venv/bin/python - "${torch_pin#torch==}" <<'PY' 2>/dev/null
+import sys, torch
+sys.exit(torch.__version__.split("+")[0] != sys.argv[1])
+PY
+    then
         .venv/bin/pip install --quiet --disable-pip-version-check \
-            --index-url "$VBGM_TORCH_INDEX" "$(sed -n 's/^ *"\(torch==[^"]*\)".*/\1/p' pyproject.toml)"
+            --index-url "$VBGM_TORCH_INDEX" "$torch_pin"
     fi
-    .venv/bin/pip install --quiet --disable-pip-version-check -e ".$extras"
+    .venv/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".$extras"
     touch "$stamp"
 fi
 .venv/bin/python - <<'PY'

@@ -21,5 +21,7 @@ fi
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
     || { echo "setup_blender_venv.sh: bpy $BPY_VERSION needs Python 3.11 (set PYTHON=...)" >&2; exit 2; }
 "$PYTHON" -m venv "$VENV"
-"$VENV/bin/pip" install --quiet "bpy==$BPY_VERSION" pytest
+# pytest and the rest at the versions of constraints.txt, less numpy (bpy brings its own < 2).
+grep -v -i -E '^numpy==' constraints.txt > "$VENV/constraints-blender.txt"
+"$VENV/bin/pip" install --quiet -c "$VENV/constraints-blender.txt" "bpy==$BPY_VERSION" pytest
 echo "$VENV: bpy $BPY_VERSION installed"

@@ -56,8 +56,9 @@ def load_model(path, device="cpu"):
         (CMT in eval mode, extra dict).
 
     Raises:
-        ModelLoadError: missing file, not a vbgm model, another format version, or weights
-            that do not match their config.
+        ModelLoadError: missing file, not a vbgm model, another format version, metadata that
+            does not parse, weights that do not match their config or are not finite (NaN,
+            infinities), a genre list that is not the model's; one line naming the file.
     """
     from safetensors import SafetensorError, safe_open
 
@@ -75,15 +76,60 @@ def load_model(path, device="cpu"):
     if metadata.get("format_version") != str(FORMAT_VERSION):
         raise ModelLoadError(f"{path}: model format version {metadata.get('format_version')}, "
                              f"this vbgm reads {FORMAT_VERSION}")
-    if json.loads(metadata.get("attributes", "[]")) != list(ATTRIBUTES):
+    if _metadata_json(metadata, "attributes", path, "[]") != list(ATTRIBUTES):
         raise ModelLoadError(f"{path}: model uses other token attributes")
-    cfg = _model_config(json.loads(metadata["config"]), path)
+    cfg = _model_config(_metadata_json(metadata, "config", path), path)
+    extra = _metadata_json(metadata, "extra", path, "{}")
+    if not isinstance(extra, dict):
+        raise ModelLoadError(f"{path}: damaged model metadata ('extra' is not a JSON object)")
+    check_genres(extra, path, cfg.n_genres)
     model = CMT(cfg)
     _load_state(model, tensors, path)
-    return model.to(device).eval(), json.loads(metadata.get("extra", "{}"))
+    _check_finite(tensors, path)
+    return model.to(device).eval(), extra
+
+
+def _metadata_json(metadata, key, path, default=None):
+    """One JSON field of a model file's metadata; ModelLoadError when missing or cut off."""
+    text = metadata.get(key, default)
+    if text is None:
+        raise ModelLoadError(f"{path}: damaged model metadata (no '{key}')")
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise ModelLoadError(f"{path}: damaged model metadata ('{key}' is not valid JSON: "
+                             f"{e})") from None
+
+
+def check_genres(extra, path, n_genres=None):
+    """The genre list of a model's ``extra`` metadata, where it has one: distinct names, no
+    more than the genres the model has (``n_genres``, its config's). ModelLoadError
+    otherwise."""
+    if "genres" not in extra:
+        return
+    genres = extra["genres"]
+    if not isinstance(genres, list) or not genres or not all(
+            isinstance(g, str) and g.strip() for g in genres) or len(set(genres)) < len(genres):
+        raise ModelLoadError(f"{path}: damaged model metadata (the genres must be a list of "
+                             f"distinct names, not {json.dumps(genres)[:80]})")
+    if n_genres is not None and len(genres) > n_genres:
+        raise ModelLoadError(f"{path}: the model lists {len(genres)} genres but has only "
+                             f"{n_genres}")
+
+
+def _check_finite(tensors, path):
+    """Every weight a finite number: NaN or an infinity (a diverged run, a damaged copy) would
+    only show up later, deep inside sampling."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ModelLoadError(f"{path}: damaged weights: {name} holds {bad} NaN or "
+                                 "infinite value(s)")
 
 
 def _model_config(values, path):
+    if not isinstance(values, dict):
+        raise ModelLoadError(f"{path}: damaged model metadata ('config' is not a JSON object)")
     try:
         return model_config_from_dict(values, path)
     except InputError as e:
