@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from conftest import write_tiny_config
+from conftest import ROOT, write_tiny_config
 
 from vbgm_core.cli import main
 from vbgm_core.errors import InputError, ModelLoadError
@@ -168,3 +168,103 @@ def test_ddp_under_torchrun_on_cpu(dataset, tmp_path):
     assert [r["step"] for r in rows] == [2, 4]       # rank 0 alone writes
     model, _ = load_model(tmp_path / "run" / "model.safetensors")
     assert model.cfg.n_genres == 2
+
+
+# ---------------------------------------------------------------- precision and GPU script (issue 24)
+
+def test_bf16_run_trains_and_saves_float32_weights(dataset, tmp_path):
+    from safetensors.torch import load_file
+
+    cfg = write_config(tmp_path / "c.yaml", max_steps=60, log_every=10)
+    cfg.write_text(cfg.read_text() + "  precision: bf16\n")
+    result = train(cfg, dataset, tmp_path / "run", threads=1)
+    rows = train_rows(tmp_path / "run")
+    assert result.step == 60 and rows[0]["loss"] > 12.0
+    assert rows[-1]["loss"] < rows[0]["loss"] - 4.0, (rows[0]["loss"], rows[-1]["loss"])
+    # Autocast leaves the weights and AdamW's state float32: so are the files.
+    assert {t.dtype for t in load_file(tmp_path / "run" / "model.safetensors").values()} == {
+        torch.float32}
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert {t.dtype for t in state["model"].values()} == {torch.float32}
+    assert state["train_config"]["precision"] == "bf16"
+
+
+def test_resume_may_switch_precision(dataset, tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", max_steps=8, log_every=1)
+    first = train(cfg, dataset, tmp_path / "run", max_steps=4, threads=1)
+    assert first.step == 4
+    bf16 = tmp_path / "bf16.yaml"
+    bf16.write_text(cfg.read_text() + "  precision: bf16\n")
+    resumed = train(bf16, dataset, tmp_path / "run", resume=True, threads=1)
+    assert resumed.step == 8
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["train_config"]["precision"] == "bf16"
+    # Anything else that differs is still refused.
+    other = tmp_path / "other.yaml"
+    other.write_text(bf16.read_text().replace("lr: 3.0e-3", "lr: 1.0e-3"))
+    with pytest.raises(ModelLoadError, match="train differs in lr"):
+        train(other, dataset, tmp_path / "run", resume=True)
+
+
+def test_precision_must_be_known(tmp_path):
+    from vbgm_core.model.config import load_config
+
+    cfg = write_config(tmp_path / "c.yaml")
+    cfg.write_text(cfg.read_text() + "  precision: fp16\n")
+    with pytest.raises(InputError, match="precision must be one of auto, bf16, fp32"):
+        load_config(cfg)
+
+
+def test_bundled_model_loses_nothing_under_bf16(dataset):
+    """bf16 autocast must not change an fp32-trained model's loss: the linear-attention
+    feature map elu(x)+1 computed in bf16 cost the bundled model +1.0 nats (issue 24)."""
+    from vbgm_core.model.cmt import masked_losses
+    from vbgm_core.training.data import TokenDataset
+    from vbgm_core.training.train import CropSampler
+
+    model, _ = load_model(ROOT / "vbgm_core" / "assets" / "model.safetensors")
+    model = model.float().eval()
+    ds = TokenDataset(dataset)
+    batch = CropSampler(ds, range(len(ds)), 512, 0.5).batch(2, torch.Generator().manual_seed(0))
+    losses = {}
+    with torch.no_grad():
+        for bf16 in (False, True):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                per, _ = masked_losses(model(**batch), batch["tokens"])
+            losses[bf16] = sum(v.item() for v in per.values())
+    assert abs(losses[True] - losses[False]) < 0.02, losses
+
+
+def test_train_gpu_script_runs_on_cpu_without_miditoolkit(dataset, tmp_path):
+    """scripts/train_gpu.sh end to end on the CPU: pack the dataset, unpack and train (the
+    debug config, a few steps) where miditoolkit cannot be imported, as on the GPU machine."""
+    stub = tmp_path / "stub" / "miditoolkit"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("raise ImportError('no miditoolkit on this machine')\n")
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(stub.parent)}
+    script = ROOT / "scripts" / "train_gpu.sh"
+    pack = subprocess.run(["bash", str(script), "pack", str(dataset), str(tmp_path / "pack")],
+                          check=False, capture_output=True, text=True, env=env, timeout=120)
+    assert pack.returncode == 0, pack.stderr[-2000:]
+    assert (tmp_path / "pack" / "tokens.xz").is_file()
+    assert not (tmp_path / "pack" / "tokens.npy").exists()
+    proc = subprocess.run(
+        ["bash", str(script), "train", "--data", str(tmp_path / "pack"), "-o", str(tmp_path / "run"),
+         "--max-minutes", "1", "--config", "debug", "--device", "auto", "--max-steps", "6",
+         "--calibrate-steps", "2", "--threads", "1", "--export", str(tmp_path / "export"),
+         "--work-dir", str(tmp_path / "unpacked")],
+        check=False, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "max_steps 6" in proc.stdout
+    rows = train_rows(tmp_path / "run")
+    assert rows[-1]["step"] == 6
+    summary = json.loads((tmp_path / "export" / "gpu_run.json").read_text())
+    assert summary["steps"] == 6 and not summary["stopped_early"]
+    _, extra = load_model(tmp_path / "export" / "model_fp16.safetensors")
+    assert extra["genres"] == ["pop", "rock"] and extra["step"] == 6
+    assert (tmp_path / "export" / "metrics.jsonl").is_file()
+    # The unpacked tokens are the original ones.
+    import numpy as np
+    assert np.array_equal(np.load(tmp_path / "unpacked" / "tokens.npy"),
+                          np.load(dataset / "tokens.npy"))

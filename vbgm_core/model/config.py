@@ -24,6 +24,7 @@ from ..music.tokenizer import (
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "configs"
 N_INSTRUMENTS = len(GROUPS)  # bits of the instrument mask: bit i = group i + 1 present
+PRECISIONS = ("auto", "bf16", "fp32")   # TrainConfig.precision
 
 # Attributes that carry a value for each token type; the loss counts an attribute only where
 # the *target* token's type uses it.
@@ -101,8 +102,16 @@ class TrainConfig:
     control_dropout: float = 0.0   # share of density/strength inputs hidden (targets kept)
     # 0: crops drawn by song length; 1: every genre equally often (rock is 44% of midi_genre).
     genre_balance: float = 0.0
+    # Arithmetic of the forward/backward pass: "auto" = bf16 autocast on a GPU that supports it,
+    # float32 on a CPU; "bf16" = bf16 autocast on any device (1.5x faster, as accurate, on this
+    # project's Xeon with AMX-BF16: docs/TRAINING.md); "fp32" = never. Weights, AdamW state, the
+    # losses and the linear-attention feature map and sums stay float32 in every case.
+    precision: str = "auto"
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise InputError(f"train config: precision must be one of {', '.join(PRECISIONS)}, "
+                             f"not {self.precision!r}")
         object.__setattr__(self, "betas", tuple(self.betas))
         object.__setattr__(self, "transpose", tuple(self.transpose))
         if len(self.transpose) != 2 or self.transpose[0] > self.transpose[1]:

@@ -10,8 +10,15 @@ duration), sorted by instrument then pitch; an EOS token closes the song. See do
 from dataclasses import dataclass
 from pathlib import Path
 
-import miditoolkit
 import numpy as np
+
+try:
+    import miditoolkit
+except ImportError:   # training needs only the token constants (scripts/train_gpu.sh: a GPU
+    class _NoMiditoolkit:   # machine without miditoolkit); MIDI reading/writing then says why
+        def __getattr__(self, name):
+            raise ImportError("reading or writing MIDI needs miditoolkit (pip install miditoolkit)")
+    miditoolkit = _NoMiditoolkit()
 
 from ..errors import InputError
 from .instruments import GROUP_ID, GROUPS, RENDER_PROGRAM, group_of, mask_of

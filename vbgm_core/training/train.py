@@ -171,6 +171,16 @@ def _step_seed(seed, step, rank, stream):
     return ((seed * 1_000_003 + step) * 1_009 + rank) * 4 + stream
 
 
+def bf16_autocast(device, precision):
+    """Whether the forward/backward pass runs under bf16 autocast (``TrainConfig.precision``):
+    "auto" on a GPU that supports bf16 only, "bf16" everywhere, "fp32" never."""
+    if precision == "auto":
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise InputError("precision bf16: this GPU does not support bfloat16 (use auto or fp32)")
+    return precision == "bf16"
+
+
 def _to(batch, device):
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -244,8 +254,11 @@ def _check_resume(payload, model_cfg, train_cfg, genres, path, config_given):
     for name, cfg, stored in (("model", model_cfg, payload.get("model_config")),
                               ("train", train_cfg, payload.get("train_config"))):
         now = config_to_dict(cfg)
-        if stored != now:
-            diff = sorted(k for k in now if (stored or {}).get(k) != now[k])
+        # A field added since the checkpoint was written (e.g. precision) counts at its default;
+        # precision changes the arithmetic, not the state, so a resumed run may switch it.
+        stored = {**config_to_dict(type(cfg)()), **(stored or {})}
+        diff = sorted(k for k in now if stored.get(k) != now[k] and k != "precision")
+        if diff:
             raise ModelLoadError(f"{path}: checkpoint is from another config ({name} differs in "
                                  f"{', '.join(diff)}); resume without --config or use its config")
 
@@ -429,7 +442,7 @@ def _loop(dataset, out, model_cfg, cfg, payload, init_model, init, dist, stop_st
     if dist.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
-    use_bf16 = dist.device.type == "cuda" and torch.cuda.is_bf16_supported()
+    use_bf16 = bf16_autocast(dist.device, cfg.precision)
 
     def autocast():
         return torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16)
