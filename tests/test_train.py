@@ -268,3 +268,63 @@ def test_train_gpu_script_runs_on_cpu_without_miditoolkit(dataset, tmp_path):
     import numpy as np
     assert np.array_equal(np.load(tmp_path / "unpacked" / "tokens.npy"),
                           np.load(dataset / "tokens.npy"))
+
+
+def test_compare_models_keeps_the_base_against_itself(tiny_model, tiny_dataset, sample_clip,
+                                                       tmp_path):
+    """scripts/compare_models.py (issue 24's ratchet) on the tiny model against itself: every
+    figure is equal in both columns, so the candidate does not win (its loss is not lower);
+    and the verdict's rules on made-up rows."""
+    import importlib.util
+    import math
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("compare_models",
+                                                  ROOT / "scripts" / "compare_models.py")
+    compare_models = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare_models)
+    # The tiny dataset has only training songs: hold two out as test songs and one as valid.
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    lines = (data / "index.csv").read_text().splitlines()
+    splits = {1: "test", 2: "valid", 3: "test"}
+    lines = [line.rsplit(",", 1)[0] + "," + splits[i] if i in splits else line
+             for i, line in enumerate(lines)]
+    (data / "index.csv").write_text("\n".join(lines) + "\n")
+    # A genre classifier that knows the tiny model's genres (made-up weights: the figures only
+    # have to be computed the same way for both columns).
+    from vbgm_core.metrics.genre_features import FEATURE_NAMES
+
+    n = len(FEATURE_NAMES)
+    classifier = tmp_path / "classifier.json"
+    weights = np.random.default_rng(0).normal(size=(2, n))
+    compare_models.GenreClassifier(["pop", "rock"], np.zeros(n), np.ones(n), weights,
+                                   np.zeros(2)).to_json(classifier)
+    out = tmp_path / "compare.json"
+    result = compare_models.main([str(tiny_model), str(tiny_model), "--data", str(data),
+                                  "--clips", str(sample_clip), "--seeds", "0", "--crops", "2",
+                                  "--crop-len", "128", "--classifier", str(classifier),
+                                  "--json", str(out)])
+    assert json.loads(out.read_text())["verdict"] == result["verdict"] == "keep the bundled model"
+    assert any("test loss" in r and "not lower" in r for r in result["reasons"])
+    assert not any(r["status"] == "WORSE" for r in result["rows"])
+    figures = {r["figure"].split(" [")[0].split(" (")[0] for r in result["rows"]}
+    assert {"test loss", "valid loss", "genre balanced accuracy", "GS", "H1", "H4",
+            "drum repetition", "pitched repetition", "notes per bar", "out-of-scale share",
+            "control error: density", "control error: strength", "control error: time"} <= figures
+    for r in result["rows"]:
+        assert r["base"] == r["candidate"] or (math.isnan(r["base"]) and math.isnan(r["candidate"])), r
+    assert len(result["pieces"]) == 2   # one clip x two genres x one seed
+    assert result["losses"]["test"]["base"]["per_song"] == result["losses"]["test"]["candidate"]["per_song"]
+
+    # The verdict's rules: a lower test loss wins unless a row is worse beyond its tolerance.
+    row = compare_models.make_row
+    rows = [row("test loss", 5.6, 5.5, "decisive", 0.0),
+            row("H1", 2.0, 2.3, "closer", 0.1, 2.2),      # crossed the songs' value: closer
+            row("control error: time", 0.001, 0.0015, "lower", 0.001)]
+    assert compare_models.verdict(rows) == ("candidate wins", [])
+    rows.append(row("genre balanced accuracy", 0.40, 0.30, "higher", 0.05))
+    decision, reasons = compare_models.verdict(rows)
+    assert decision == "keep the bundled model" and len(reasons) == 1
+    assert reasons[0].startswith("genre balanced accuracy: worse by 0.1")

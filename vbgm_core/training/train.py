@@ -18,6 +18,7 @@ Run directory:
     config.yaml        the configs the run uses
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -263,23 +264,41 @@ def _check_resume(payload, model_cfg, train_cfg, genres, path, config_given):
                                  f"{', '.join(diff)}); resume without --config or use its config")
 
 
-def _evaluate(model, sampler, cfg, device, autocast):
-    """Mean per-attribute validation loss over a fixed set of crops."""
-    generator = torch.Generator().manual_seed(0)   # the same crops in every run: comparable losses
+def loss_sums(model, batches, device, autocast=contextlib.nullcontext):
+    """Per attribute, the summed cross entropy (``masked_losses``) over ``batches`` (dicts as
+    ``CropSampler.batch`` makes them) and the count of positions it is summed over; eval mode,
+    no gradients (the model's mode is restored). ``mean_losses`` turns them into the loss."""
     sums = {a: 0.0 for a in ATTRIBUTES}
     counts = {a: 0 for a in ATTRIBUTES}
+    training = model.training
     model.eval()
     with torch.no_grad():
-        for _ in range(cfg.eval_batches):
-            batch = _to(sampler.batch(cfg.batch_size, generator), device)
+        for batch in batches:
+            batch = _to(batch, device)
             with autocast():
                 losses, n = masked_losses(model(**batch), batch["tokens"])
             for a in ATTRIBUTES:
                 sums[a] += losses[a].item() * n[a].item()
                 counts[a] += n[a].item()
-    model.train()
+    model.train(training)
+    return sums, counts
+
+
+def mean_losses(sums, counts):
+    """The validation loss of ``loss_sums``: each attribute's mean over its positions, and
+    their sum ("loss")."""
     per = {a: sums[a] / max(counts[a], 1) for a in ATTRIBUTES}
     return {"loss": sum(per.values()), **per}
+
+
+def _evaluate(model, sampler, cfg, device, autocast):
+    """Mean per-attribute validation loss over a fixed set of crops."""
+    generator = torch.Generator().manual_seed(0)   # the same crops in every run: comparable losses
+    batches = (sampler.batch(cfg.batch_size, generator) for _ in range(cfg.eval_batches))
+    return mean_losses(*loss_sums(model, batches, device, autocast))
+
+
+validation_loss = _evaluate   # public name (scripts/compare_models.py)
 
 
 def _append_metrics(path, row):
