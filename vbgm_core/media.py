@@ -105,3 +105,29 @@ def media_duration(path, stream=None):
     if value is None:
         raise InputError(f"{path}: no {stream or 'duration'} stream")
     return value
+
+
+def verify_media(path, duration_s, streams=("video", "audio"), fps=None, tolerance_s=None):
+    """Check a media file just written, before it takes its final name: ffprobe (else
+    ``ffmpeg -i``) reads it, it holds each of ``streams``, and none is shorter than
+    ``duration_s`` by more than ``tolerance_s`` (default: one and a half frames at ``fps``
+    plus an audio frame, 50 ms at least) nor longer by more than 0.3 s (an encoder's last
+    frames and priming: ffmpeg's ``-t`` lets a few AAC frames past under a mix). A file cut
+    short (a full disk: no index, or fewer frames) fails here.
+
+    Raises:
+        RenderError: what is wrong, in one line.
+    """
+    try:
+        info = probe(path)
+    except InputError as e:
+        raise RenderError(f"unreadable ({e})") from None
+    tol = tolerance_s if tolerance_s is not None else max(
+        0.05, (1.5 / fps if fps else 0.0) + 1024 / 44100)
+    for kind in streams:
+        got = info.get(kind)
+        if got is None:
+            raise RenderError(f"no {kind} stream")
+        if duration_s - got > tol or got - duration_s > max(tol, 0.3):
+            raise RenderError(f"its {kind} lasts {got:.3f} s, not {duration_s:.3f} s")
+    return info

@@ -13,13 +13,15 @@ the statistics travelled with them fall back to the bundled ones.
 """
 
 import json
+import resource
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, ModelLoadError
+from .errors import InputError, ModelLoadError, RenderError
 from .music.instruments import GROUPS
 from .options import ScoreOptions
 from .source import EDIT, TIMELINE, Source
@@ -28,6 +30,7 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_MODEL = ASSETS / "model.safetensors"
 BUNDLED_STATS = ASSETS / "music_stats.json"
 SAMPLE_RATE = 44100
+KEEP_AUDIO_S = 60.0   # ScoreResult.audio keeps the streamed music up to this long
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,11 @@ class ScoreResult:
     """What a scoring run made. Paths are None for outputs that were not asked for."""
 
     midi: object            # miditoolkit.MidiFile
-    audio: np.ndarray | None  # float32 [n, 2]; None when not rendered
+    # float32 [n, 2]; None when not rendered, and when the music was streamed to its files
+    # and not kept: a piece longer than KEEP_AUDIO_S written to a WAV or a video, or scored
+    # inside a caller's own Outputs (the CLI: its stems). A plain call that asks for no
+    # audio file (the MoviePy effect) always gets the array: then it is the result.
+    audio: np.ndarray | None
     sample_rate: int
     report: dict
     rhythm: object          # VideoRhythm
@@ -98,7 +105,12 @@ class ScoreResult:
 def resolve_model_path(path=None):
     """The model file a scorer would load (the bundled one by default); InputError if missing."""
     model = Path(path) if path else DEFAULT_MODEL
-    if not model.is_file():
+    try:
+        found = model.is_file()
+    except OSError as e:   # a name too long, ...: the system's answer, not a "no"
+        name = str(model) if len(str(model)) <= 120 else f"{str(model)[:60]}..."
+        raise ModelLoadError(f"{name}: cannot be read ({e.strerror})") from None
+    if not found:
         if path:
             raise ModelLoadError(f"{model}: model file not found")
         raise ModelLoadError(f"{model}: the bundled model is missing (reinstall vbgm, or pass "
@@ -109,16 +121,10 @@ def resolve_model_path(path=None):
 def model_info(path=None):
     """The ``extra`` metadata of a model file (genres, music statistics, provenance), read from
     the safetensors header alone: `vbgm genres` and input checks answer without importing torch."""
+    from .model.header import check_header, read_header
+
     path = resolve_model_path(path)
-    try:
-        with open(path, "rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            if not 0 < size < 100 * 2**20:
-                raise ValueError("no safetensors header")
-            header = json.loads(f.read(size))
-        return json.loads(header["__metadata__"]["extra"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ModelLoadError(f"{path}: not a vbgm model file ({e})") from None
+    return check_header(read_header(path), path)[1]
 
 
 def model_genres(path=None):
@@ -129,13 +135,52 @@ def model_genres(path=None):
     return list(genres)
 
 
+class _ModelLoading:
+    """A model file loading in a thread (``checkpoint.load_model``: torch's import and the
+    weights). Not a daemon: a process that ends meanwhile waits for it, never killing it
+    half-way through an import."""
+
+    def __init__(self, path):
+        import threading
+
+        self.path = path
+        self.started = time.time()
+        self.ended = None
+        self.waited_s = 0.0
+        self._value = self._error = None
+        self._thread = threading.Thread(target=self._load, name="vbgm-model-load")
+        self._thread.start()
+
+    def _load(self):
+        try:
+            from .model.checkpoint import load_model
+
+            self._value = load_model(self.path)[0]
+        except BaseException as e:   # noqa: BLE001 - raised in the thread that uses the model
+            self._error = e
+        finally:
+            self.ended = time.time()
+
+    def result(self):
+        t0 = time.perf_counter()
+        self._thread.join()
+        self.waited_s = time.perf_counter() - t0
+        _LOADS.append(self)
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+_LOADS = []   # finished background loads, for the run's timings
+
+
 class Scorer:
     """A model ready to score videos. Make one with :meth:`from_pretrained`; reuse it."""
 
     def __init__(self, model, extra, path):
         if not extra.get("genres"):
             raise ModelLoadError(f"{path}: the model names no genres")
-        self.model = model
+        self.model = model     # a CMT, or a _ModelLoading that becomes one on first use
         self.path = Path(path)
         self.genres = list(extra["genres"])
         self.instruments = GROUPS
@@ -143,12 +188,32 @@ class Scorer:
                       if "music_stats" in extra else bundled_stats())
         self.info = extra
 
+    @property
+    def model(self):
+        """The CMT; waits for a background load (``from_pretrained``) to end, raising its
+        error (ModelLoadError) here."""
+        if isinstance(self._model, _ModelLoading):
+            self._model = self._model.result()
+        return self._model
+
+    @model.setter
+    def model(self, value):
+        self._model = value
+
     @classmethod
-    def from_pretrained(cls, path=None):
-        """Load a model file from ``vbgm train`` (default: the bundled model)."""
+    def from_pretrained(cls, path=None, background=True):
+        """Load a model file from ``vbgm train`` (default: the bundled model).
+
+        The header (genres, statistics; ``model_info``'s checks) is read now; with
+        ``background`` the weights load (torch's import included, ~1-2 s) in a thread while
+        the caller goes on, e.g. analysing the video: the first use of ``.model`` waits for
+        them and raises their error then (a damaged weight: ModelLoadError, exit 3).
+        """
+        path = resolve_model_path(path)
+        if background:
+            return cls(_ModelLoading(path), model_info(path), path)
         from .model.checkpoint import load_model
 
-        path = resolve_model_path(path)
         model, extra = load_model(path)
         return cls(model, extra, path)
 
@@ -170,8 +235,7 @@ class Scorer:
               out_timeline=None, media_dirs=(), wav_reference=None):
         """Compose and render a soundtrack for a video file, its [start, end) range, an edit
         list or an editor's timeline (source.py). See ``api.score_video``."""
-        from .audio.mix import mux_mixed, plan_mix
-        from .audio.render import write_wav
+        from .audio.mix import plan_mix
         from .files import Outputs
 
         options = ScoreOptions.coerce(options)
@@ -181,6 +245,7 @@ class Scorer:
         # Every output is checked (against the inputs, each other, its extension) before any
         # work, and written to a temporary: all land together at the end, or none.
         inputs = (*(source.inputs if source else ()), self.path, soundfont, continue_from)
+        keep_audio = outputs is None and out_wav is None and out_video is None
         if outputs is None:
             outputs = Outputs(inputs=inputs, overwrite=overwrite)
         else:
@@ -192,58 +257,134 @@ class Scorer:
             options = prefix.continued_options(options)
         self.resolve(options)   # an unknown genre fails before any work
         report = progress or (lambda stage, fraction: None)
-        timings = {}
+        timings, stages = {}, _Stages()
 
         t0 = time.perf_counter()
         if rhythm is None:
             rhythm = source.analyze(self, options.tempo, lambda f: report("analyze", f))
         timings["analyze_s"] = time.perf_counter() - t0
+        stages.add("analyze", t0)
         report("analyze", 1.0)
         rhythm = rhythm.with_min_density(options.min_density)
 
-        t0 = time.perf_counter()
+        g0 = t0 = time.perf_counter()
         tokens, midi = self.generate(rhythm, options, progress=lambda f: report("generate", f),
                                      cancel=cancel, prefix=prefix)
         timings["generate_s"] = time.perf_counter() - t0
+        for load in _LOADS:   # the model loaded in the background (from_pretrained)
+            stages.append({"name": "model_load", "start": round(load.started, 3),
+                           "end": round(load.ended, 3), "waited_s": round(load.waited_s, 3)})
+        _LOADS.clear()
 
+        stages.add("generate", g0)
         t0 = time.perf_counter()
         result = ScoreResult(midi, None, SAMPLE_RATE, {}, rhythm, tokens)
-        # Frames analysed by the caller (MoviePy) have no source to search: the caller mixes.
-        mix = plan_mix(options, rhythm.duration_s, source.speech_finder(rhythm)) \
-            if source is not None else None
-        with outputs:  # written to temporaries; installed together (or all removed) at its end
-            if out_midi is not None:
-                midi.dump(str(outputs.temp(out_midi)))
-                result.midi_path = Path(out_midi)
-            if render:
-                result.audio = self.render(midi, rhythm, options, soundfont=soundfont)
-                report("render", 0.5)
-            if out_wav is not None:
-                # A timeline's score is the music as it plays in the edit: mixed already.
-                wav = mix.music.apply(result.audio, SAMPLE_RATE) if out_timeline else result.audio
-                write_wav(wav, SAMPLE_RATE, outputs.temp(out_wav))
-                result.wav_path = Path(out_wav)
-            if out_video is not None:
-                mux_mixed(source.path, result.audio, SAMPLE_RATE, outputs.temp(out_video), mix,
-                          start_s=rhythm.start_s, end_s=rhythm.start_s + rhythm.duration_s)
-                result.video_path = Path(out_video)
-            result.report = self.report(
-                midi, rhythm, tokens, options, audio=result.audio,
-                video=str(source.path) if source and source.path else None,
-                source=source.kind if source else "frames", start_s=rhythm.start_s,
-                **({"continued_from": {"take": str(continue_from), "kept_s": prefix.boundary_s}}
-                   if prefix is not None else {}))
-            if mix is not None:
-                result.report.update(mix.report())
-            if out_timeline is not None:
-                self._write_timeline(source, result, wav_reference or out_wav,
-                                     outputs.temp(out_timeline))
-                result.timeline_path = Path(out_timeline)
+        facts = dict(video=str(source.path) if source and source.path else None,
+                     source=source.kind if source else "frames", start_s=rhythm.start_s,
+                     **({"continued_from": {"take": str(continue_from),
+                                            "kept_s": prefix.boundary_s}}
+                        if prefix is not None else {}))
+        # Side jobs on the second core while the music renders: the report's MIDI metrics,
+        # and for ducking the speech (ffmpeg + silero-vad). Frames analysed by the caller
+        # (MoviePy) have no source to search: the caller mixes.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vbgm-side") as side:
+            mix_job = side.submit(plan_mix, options, rhythm.duration_s,
+                                  source.speech_finder(rhythm)) if source is not None else None
+            report_job = side.submit(self.report, midi, rhythm, tokens, options, **facts)
+            with outputs:  # written to temporaries; installed together (or all removed)
+                if out_midi is not None:
+                    midi.dump(str(outputs.temp(out_midi)))
+                    result.midi_path = Path(out_midi)
+                measured = muxed = None
+                if render:   # (the speech is found while the music is synthesized)
+                    measured, muxed = self._render_outputs(
+                        result, midi, rhythm, options, soundfont, outputs, source, mix_job,
+                        out_wav, out_video, out_timeline, report, stages,
+                        keep_audio or rhythm.duration_s <= KEEP_AUDIO_S)
+                mix = mix_job.result() if mix_job is not None else None
+                t2 = time.perf_counter()
+                result.report = report_job.result()
+                if measured is not None:
+                    result.report["quality"].update(_json_numbers(measured))
+                if muxed is not None:
+                    result.report["quality"].update(_json_numbers(
+                        {"muxed_loudness_lufs": muxed["loudness_lufs"],
+                         "muxed_true_peak_dbtp": muxed["true_peak_dbtp"],
+                         "mux_trim_db": muxed["trim_db"], "mux_encodes": muxed["encodes"]}))
+                if mix is not None:
+                    result.report.update(mix.report())
+                if out_timeline is not None:
+                    self._write_timeline(source, result, wav_reference or out_wav,
+                                         outputs.temp(out_timeline))
+                    result.timeline_path = Path(out_timeline)
         timings["render_s"] = time.perf_counter() - t0
         report("render", 1.0)
         timings["tokens_per_s"] = len(tokens) / max(timings["generate_s"], 1e-9)
         result.report["timings"] = {k: round(v, 3) for k, v in timings.items()}
+        stages.add("report", t2)
+        result.report["timings"]["stages"] = list(stages)
         return result
+
+    def _render_outputs(self, result, midi, rhythm, options, soundfont, outputs, source, mix_job,
+                        out_wav, out_video, out_timeline, report, stages, keep):
+        """The music streamed from the synthesizer to the WAV, the muxed video and (when
+        kept) ``result.audio``: synthesis and mastering (audio/master.py), then one final
+        pass feeding every output and measuring what it plays. Returns (the music's
+        measurement, the muxed audio's measurement or None). ``mix_job``: the future of the
+        run's ``Mix`` (the speech, for ducking, is found meanwhile), None without a source.
+        ``keep``: the music also goes to ``result.audio``."""
+        from .audio.master import MUX_TRUE_PEAK_DBTP, TRUE_PEAK_DBTP
+        from .audio.mix import mux_music
+        from .audio.render import WavWriter, render_piece
+
+        t0 = time.perf_counter()
+        times = {}
+        # The music in the muxed copy gets its own rendition, as loud, under a lower ceiling:
+        # the AAC encode adds up to ~0.6 dB of true peak (checked after it, mux.py).
+        muxing = out_video is not None and mix_job is not None
+        with render_piece(midi, SAMPLE_RATE, soundfont=soundfont, duration_s=rhythm.duration_s,
+                          loudness=options.loudness, timings=times,
+                          mux_ceiling_db=MUX_TRUE_PEAK_DBTP if muxing else None) as piece:
+            stages.add("synthesize", t0, t0 + times["synth_s"], times["synth_cpu"])
+            stages.add("master", t0 + times["synth_s"])
+            report("render", 0.5)
+            mix = mix_job.result() if mix_job is not None else None
+            t1 = time.perf_counter()
+            sinks, closers = [], []
+            if keep:
+                result.audio = np.empty((piece.n, 2), np.float32)
+                sinks.append(lambda block, start: result.audio.__setitem__(
+                    slice(start, start + len(block)), block))
+            if out_wav is not None:
+                writer = WavWriter(outputs.temp(out_wav), SAMPLE_RATE)
+                closers.append(writer.close)
+                # A timeline's score is the music as it plays in the edit: mixed already.
+                sinks.append((lambda block, start: writer(mix.music.apply_block(
+                    block, start, SAMPLE_RATE))) if out_timeline else writer)
+                result.wav_path = Path(out_wav)
+            muxed = None
+            try:
+                if out_video is not None:
+                    def play(sink, trim_db, first):
+                        gain, ceiling, _ = piece.mux or piece.rendition()
+                        piece.play(sinks if first else [], measure=first,
+                                   also=[((gain, ceiling, trim_db), [sink])])
+                    temp = outputs.temp(out_video)
+                    try:
+                        muxed = mux_music(source.path, play, SAMPLE_RATE, temp, mix,
+                                          start_s=rhythm.start_s,
+                                          end_s=rhythm.start_s + rhythm.duration_s,
+                                          ceiling_dbtp=TRUE_PEAK_DBTP)
+                    except RenderError as e:   # named as the user named it
+                        raise RenderError(str(e).replace(str(temp), str(out_video))) from None
+                    result.video_path = Path(out_video)
+                else:
+                    piece.play(sinks)
+            finally:
+                for close in closers:
+                    close()
+            stages.add("play+encode" if out_video is not None else "play", t1)
+            return piece.measured, muxed
 
     def _declare_outputs(self, outputs, source, out_wav, out_midi, out_video, out_timeline,
                          render, soundfont):
@@ -340,10 +481,17 @@ class Scorer:
                 continues from them (its tempo must be the rhythm's).
 
         """
+        from .video.rhythm import VideoRhythm
+
+        if not isinstance(rhythm, VideoRhythm):
+            raise TypeError("Scorer.generate needs the video's rhythm, a vbgm_core.video.rhythm."
+                            f"VideoRhythm (from Scorer.analyze), not {type(rhythm).__name__}")
+        options = ScoreOptions.coerce(options)
         import torch
 
         from .model.cmt import set_cpu_generation_threads
         from .music.finish import finish
+        from .music.form import FormPlan
         from .music.orchestration import apply_programs
         from .music.sampler import ControlledSampler, Targets
         from .music.tokenizer import CPTokenizer
@@ -358,7 +506,9 @@ class Scorer:
             sampler = ControlledSampler(self.model, genre_id, instruments, options.control,
                                         seed, options.sampling, timing,
                                         pitch_range=self.stats.pitch_range, harmony=plan,
-                                        min_density=options.min_density)
+                                        min_density=options.min_density,
+                                        repetition=options.repetition,
+                                        form=FormPlan.for_rhythm(rhythm, seed))
             tokens = sampler.generate(Targets.from_rhythm(rhythm), progress, cancel,
                                       prefix=None if prefix is None else prefix.tokens)
         finally:
@@ -375,12 +525,15 @@ class Scorer:
     def harmony_plan(self, rhythm, options):
         """The piece's key, mode and chord per bar (music/harmony.py): drawn from the genre's
         songs and the seed unless the options fix the key or mode; the same inputs give the
-        same plan."""
+        same plan. With repetition, its phrases are the form plan's (music/form.py), and a
+        returning phrase replays its section's chords."""
+        from .music.form import FormPlan
         from .music.harmony import HarmonyPlan
 
         genre, _, _ = self.resolve(options)
-        return HarmonyPlan.for_rhythm(rhythm, genre, options.seed % 2**64, options.key,
-                                      options.mode)
+        seed = options.seed % 2**64
+        form = FormPlan.for_rhythm(rhythm, seed) if options.repetition > 0 else None
+        return HarmonyPlan.for_rhythm(rhythm, genre, seed, options.key, options.mode, form)
 
     def programs(self, options):
         """The General MIDI program of each group (music/orchestration.py): drawn from the
@@ -402,20 +555,51 @@ class Scorer:
     def report(self, midi, rhythm, tokens, options, structure=False, audio=None, **facts):
         """The report of a scored video: its facts and options, control error, rhythm
         alignment, the cheap MusDr metrics (``structure=True`` adds the slow structureness
-        indicator), the harmony plan and the music's quality statistics (docs/MUSIC.md)."""
+        indicator), the harmony plan and the music's quality statistics (docs/MUSIC.md).
+        ``audio``: the music as an array (measured here), or its measurement as a dict
+        (``loudness_lufs``, ``true_peak_dbtp``, ``clipped_samples``: ``score`` passes what the
+        mastering's final pass measured, and nothing measures the audio twice)."""
         from .metrics.quality import audio_quality, midi_quality
 
         genre, _, instruments = self.resolve(options)
         options = options.replace(genre=genre, instruments=instruments)   # as used
         plan = self.harmony_plan(rhythm, options)
         quality = midi_quality(midi, rhythm.duration_s, (plan.tonic, plan.mode))
-        if audio is not None:
+        if isinstance(audio, dict):    # measured already (the mastering's final pass)
+            quality.update(audio)
+        elif audio is not None:
             quality.update(audio_quality(audio, SAMPLE_RATE))
         return score_report(midi, rhythm, tokens, structure=structure, **facts, genre=genre,
                             instruments=list(instruments), control=options.control,
                             seed=options.seed, options=options.to_dict(), model=str(self.path),
                             harmony=plan.to_dict(), programs=_programs_played(midi),
                             quality=_json_numbers(quality))
+
+
+def _cpu_s():
+    """CPU seconds of this process (all threads) and of its finished children (ffmpeg)."""
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + child.ru_utime + child.ru_stime
+
+
+class _Stages(list):
+    """The run's stages for the report's timings: each one's wall start and end (epoch
+    seconds, so that a benchmark can lay a CPU sampler's readings over them) and the CPU
+    seconds this process (all its threads) and its waited-for children (ffmpeg) spent in its
+    interval; intervals follow each other, side jobs' CPU counts where it was spent."""
+
+    def __init__(self):
+        super().__init__()
+        self.cpu = _cpu_s()
+
+    def add(self, name, t0, t1=None, cpu=None):
+        t1 = time.perf_counter() if t1 is None else t1
+        now, wall = time.time(), time.perf_counter()
+        cpu = _cpu_s() if cpu is None else cpu
+        self.append({"name": name, "start": round(now - (wall - t0), 3),
+                     "end": round(now - (wall - t1), 3), "wall_s": round(t1 - t0, 3),
+                     "cpu_s": round(cpu - self.cpu, 3)})
+        self.cpu = cpu
 
 
 def _programs_played(midi):

@@ -15,9 +15,7 @@ starts, i.e. as the speech starts, and back ``duck_release_s`` after it ends).
 """
 
 import math
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -72,6 +70,16 @@ class GainCurve:
             g = self.gains(np.arange(i, i + len(block)) / float(sample_rate)).astype(np.float32)
             out[i:i + len(block)] = block * (g[:, None] if block.ndim == 2 else g)
         return out
+
+    def apply_block(self, block, start, sample_rate):
+        """``block`` (float [m, channels]) of a piece starting at sample ``start``, times the
+        curve there (float32, a new array): the curve applied as the piece streams by."""
+        block = np.asarray(block, dtype=np.float32)
+        if len(self.points) and all(db == self.points[0][1] for _, db in self.points):
+            g = np.float32(db_to_gain(self.points[0][1]))    # constant: one factor
+            return block * g if g != 1 else block.copy()
+        g = self.gains(np.arange(start, start + len(block)) / float(sample_rate)).astype(np.float32)
+        return block * (g[:, None] if block.ndim == 2 else g)
 
     def breakpoints(self):
         """``[[t_s, dB], ...]`` rounded for a report (ms, hundredths of a dB)."""
@@ -166,20 +174,46 @@ def plan_mix(options, duration_s, find_speech=None):
 
 
 def mux_mixed(video, audio, sample_rate, out_path, mix, start_s=None, end_s=None,
-              overwrite=False):
-    """Write a copy of ``video`` with the music mixed as ``mix`` says (``audio.mux.mux``).
+              overwrite=False, ceiling_dbtp=None):
+    """Write a copy of ``video`` with the music mixed as ``mix`` says (``audio.mux``).
 
-    ``audio`` is the music at 0 dB (float32 [n, 2]); the curve is applied to a temporary WAV,
-    so the caller's WAV output stays the music itself.
+    ``audio`` is the music at 0 dB (float32 [n, 2]); the curve is applied as it streams into
+    ffmpeg, so the caller's WAV output stays the music itself. Returns ``out_path``
+    (``mux_music`` also returns the muxed audio's measurement).
     """
-    from .mux import mux
-    from .render import write_wav
+    audio = np.asarray(audio, dtype=np.float32)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = write_wav(mix.music.apply(audio, sample_rate), sample_rate, Path(tmp) / "music.wav")
-        return mux(video, wav, out_path, mode="mix" if mix.keeps_original else "replace",
-                   original_gain=db_to_gain(mix.original_gain_db), music_gain=1.0,
-                   start_s=start_s, end_s=end_s, overwrite=overwrite)
+    def play(sink, trim_db, first):
+        trim = np.float32(db_to_gain(trim_db))
+        for i in range(0, len(audio), _CHUNK):
+            block = audio[i:i + _CHUNK]
+            sink(block * trim if trim_db else block, i)
+
+    mux_music(video, play, sample_rate, out_path, mix, start_s, end_s, overwrite, ceiling_dbtp)
+    return out_path
+
+
+def mux_music(video, play, sample_rate, out_path, mix, start_s=None, end_s=None,
+              overwrite=False, ceiling_dbtp=None):
+    """``mux.mux_stream`` with ``mix``: the music's curve applied to each block as ``play``
+    (``play(sink, trim_db, first)``, see ``mux_stream``) streams it; the original sound under
+    it where the mode keeps it. ``ceiling_dbtp``: the muxed audio's true peak is held under it
+    after the encode, by encoding the music lower (under ``mix``/``duck`` that cannot lower
+    the clip's own sound: ``mux_stream`` stops when it no longer helps). Returns the muxed
+    audio's measurement."""
+    from .mux import mux_stream
+
+    curve = mix.music
+
+    def played(sink, trim_db, first):
+        play(lambda block, start: sink(curve.apply_block(block, start, sample_rate), start),
+             trim_db, first)
+
+    return mux_stream(video, played, sample_rate, out_path,
+                      mode="mix" if mix.keeps_original else "replace",
+                      original_gain=db_to_gain(mix.original_gain_db), start_s=start_s,
+                      end_s=end_s, overwrite=overwrite,
+                      ceiling_dbtp=ceiling_dbtp)
 
 
 def plot_gain(ax, segments, points, duration_s=None):

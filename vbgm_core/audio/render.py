@@ -19,12 +19,13 @@ import numpy as np
 
 from ..errors import InputError, RenderError
 from ..files import atomic_dir, atomic_path, check_output
-from .master import master
+from .master import BLOCK, Master, Piece, fade_factors
 
 PEAK = 0.98  # normalised peak: never clips
 MAX_BOOST = 4.0  # quiet music is raised at most this much (+12 dB) towards PEAK
 TAIL_S = 2.0  # release + reverb tail kept after the last note when no duration is asked
 DRUM_CHANNEL = 9
+SYNTH_CORES = max(1, min(2, os.cpu_count() or 1))   # FluidSynth's rendering threads
 # Best first: the 38 MB MuseScore General and the 141 MB FluidR3 GM (scripts/setup.sh installs
 # one) sound far better than TimGM6mb (6 MB), which stays the fallback pretty_midi ships.
 PREFERRED_SOUNDFONTS = ("MuseScore_General.sf3", "MuseScore_General.sf2", "FluidR3_GM.sf2",
@@ -92,8 +93,11 @@ def _new_synth(soundfont, sample_rate):
     except (ImportError, OSError) as e:  # no pyfluidsynth, or no libfluidsynth behind it
         raise RenderError(_INSTALL_SYNTH) from e
     # Samples load lazily, per preset used: a fresh synth per render costs ~0.1 s, not ~1 s.
+    # Two cores render the voices: the same samples as one (tests/test_stream.py), in ~60 %
+    # of the time on an otherwise idle second core.
     synth = fluidsynth.Synth(gain=0.5, samplerate=float(sample_rate),
-                             **{"synth.dynamic-sample-loading": 1})
+                             **{"synth.dynamic-sample-loading": 1,
+                                "synth.cpu-cores": SYNTH_CORES})
     sfid = synth.sfload(str(soundfont))
     if sfid < 0:
         synth.delete()
@@ -101,8 +105,11 @@ def _new_synth(soundfont, sample_rate):
     return fluidsynth, synth, sfid
 
 
-def _synthesize(midi, instruments, n_samples, sample_rate, soundfont):
-    """Raw stereo float32 [n_samples, 2] of ``instruments`` (miditoolkit Instruments).
+def _synth_blocks(midi, instruments, n_samples, sample_rate, soundfont, block=BLOCK):
+    """Raw stereo synthesis of ``instruments`` (miditoolkit Instruments), a block at a time:
+    yields ``(start, float32 [m, 2])`` for consecutive blocks of ``block`` samples (the last
+    shorter) until ``n_samples``. The samples do not depend on ``block``: the events take
+    effect at the same samples, FluidSynth only renders in more calls.
 
     Each call uses a fresh synth: FluidSynth keeps state across a reset (reverb modulation,
     the phase of its 64-sample blocks, at which events take effect), so reusing one would make
@@ -143,20 +150,34 @@ def _synthesize(midi, instruments, n_samples, sample_rate, soundfont):
                 events.append((max(sample(n.end), on + 1), 2, fs.noteoff, (ch, n.pitch)))
                 events.append((on, 3, fs.noteon, (ch, n.pitch, n.velocity)))
         events.sort(key=lambda e: (e[0], e[1]))
-        left = np.zeros(n_samples, np.float32)
-        right = np.zeros(n_samples, np.float32)
-        pos = 0
-        for at, _, method, args in events + [(n_samples, 9, None, None)]:
+        events.append((n_samples, 9, None, None))
+        left = np.zeros(block, np.float32)
+        right = np.zeros(block, np.float32)
+        pos = first = 0                       # samples rendered; the current block's start
+        for at, _, method, args in events:
             at = min(at, n_samples)
-            if at > pos:
-                write(fs.synth, at - pos, left.ctypes.data, pos, 1, right.ctypes.data, pos, 1)
-                pos = at
+            while at > pos:
+                end = min(first + block, n_samples)
+                upto = min(at, end)
+                write(fs.synth, upto - pos, left.ctypes.data, pos - first, 1,
+                      right.ctypes.data, pos - first, 1)
+                pos = upto
+                if pos == end:
+                    yield first, np.stack([left[:end - first], right[:end - first]], axis=1)
+                    first = pos
             if method is None or pos >= n_samples:
                 break
             method(*args)
-        return np.stack([left, right], axis=1)
     finally:
         fs.delete()
+
+
+def _synthesize(midi, instruments, n_samples, sample_rate, soundfont):
+    """Raw stereo float32 [n_samples, 2] of ``instruments`` (the blocks, joined)."""
+    out = np.zeros((n_samples, 2), np.float32)
+    for start, block in _synth_blocks(midi, instruments, n_samples, sample_rate, soundfont):
+        out[start:start + len(block)] = block
+    return out
 
 
 def _tick_seconds(midi):
@@ -187,21 +208,76 @@ def _length(midi, sample_rate, duration_s):
 
 def _fade(audio, sample_rate, fade_in_s, fade_out_s):
     """Half-cosine fades in place: the first and the last sample are exactly zero."""
-    n = len(audio)
-    for length, head in ((int(fade_in_s * sample_rate), True), (int(fade_out_s * sample_rate), False)):
-        length = min(length, n)
-        if length > 0:
-            ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, length))).astype(np.float32)
-            if head:
-                audio[:length] *= ramp[:, None]
-            else:
-                audio[n - length:] *= ramp[::-1, None]
+    fades = (int(fade_in_s * sample_rate), int(fade_out_s * sample_rate))
+    audio *= fade_factors(len(audio), fades, 0, len(audio))[:, None]
     return audio
 
 
 def _normaliser(peak):
     """Gain that brings ``peak`` to PEAK, boosting at most MAX_BOOST times."""
     return min(PEAK / peak, MAX_BOOST) if peak > 0 else 1.0
+
+
+def synthesize_piece(midi, sample_rate=44100, soundfont=None, duration_s=None, folder=None):
+    """The raw synthesis of ``midi`` written block by block into a ``master.Piece`` (an
+    anonymous temporary file); returns ``(piece, peak)``, peak the largest raw magnitude.
+    The caller closes the piece."""
+    n = _length(midi, sample_rate, duration_s)
+    font = find_soundfont(soundfont)
+    piece = Piece(n, sample_rate, folder=folder)
+    peak = 0.0
+    try:
+        with contextlib.closing(_synth_blocks(midi, midi.instruments, n, sample_rate,
+                                              font)) as blocks:
+            for start, block in blocks:
+                piece.write(start, block)
+                peak = max(peak, float(np.abs(block).max(initial=0.0)))
+    except BaseException:
+        piece.close()
+        raise
+    return piece, peak
+
+
+def render_piece(midi, sample_rate=44100, soundfont=None, duration_s=None, fade_in_s=0.05,
+                 fade_out_s=0.1, gain=1.0, loudness=None, folder=None, timings=None,
+                 mux_ceiling_db=None):
+    """``render_audio`` without the array: the piece synthesized, mastered and solved in a
+    ``master.Piece``, ready for its final pass (``Piece.play(sinks)``) to stream it to the
+    outputs and measure it. The caller closes it (``with render_piece(...) as piece:``).
+
+    ``timings``: a dict that gets ``synth_s`` and ``master_s`` (wall seconds), ``synth_cpu``
+    (the process's CPU seconds when the synthesis ended) and ``master_trials``.
+    ``mux_ceiling_db``: also solve the rendition for a copy under this true-peak ceiling
+    (``piece.mux``: the same loudness, more headroom for a lossy encoder; else None).
+    """
+    import resource
+    import time
+
+    def cpu():
+        child = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + child.ru_utime + child.ru_stime
+
+    t0 = time.perf_counter()
+    piece, peak = synthesize_piece(midi, sample_rate, soundfont, duration_s, folder)
+    t1, c1 = time.perf_counter(), cpu()
+    try:
+        scale = _normaliser(peak) * gain
+        if loudness is not None:
+            m = Master(loudness)
+            m.solve(m.process(piece, scale=scale, clip=PEAK))
+            if mux_ceiling_db is not None:
+                piece.mux = m.solve(piece, mux_ceiling_db)
+        else:
+            piece.scale, piece.clip = scale, PEAK
+        piece.fades = (int(fade_in_s * sample_rate), int(fade_out_s * sample_rate))
+    except BaseException:
+        piece.close()
+        raise
+    if timings is not None:
+        timings["synth_s"], timings["synth_cpu"] = t1 - t0, c1
+        timings["master_trials"] = piece.trials
+        timings["master_s"] = time.perf_counter() - t1
+    return piece
 
 
 def render_audio(midi, sample_rate=44100, soundfont=None, duration_s=None, fade_in_s=0.05,
@@ -220,24 +296,22 @@ def render_audio(midi, sample_rate=44100, soundfont=None, duration_s=None, fade_
             (music/articulation.py), it is not faded over.
         gain: extra factor after normalisation (peak-normalised to 0.98, boosted at most x4);
             the result is still clipped at 0.98 whatever the gain.
-        loudness: master the mix (``master.master``: reverb, compression, BS.1770
+        loudness: master the mix (``master.Master``: reverb, compression, BS.1770
             loudness to this target in LUFS, true peak <= -1 dBTP); None = peak normalisation
             only.
 
     Returns:
         float32 array [n, 2] in [-0.98, 0.98], n = round(duration_s * sample_rate) when given.
+        (The piece is rendered block by block; only this array is whole. ``render_piece``
+        streams it to files instead.)
 
     Raises:
         InputError: ``duration_s`` not positive.
         RenderError: no synthesizer library, or no usable SoundFont.
     """
-    n = _length(midi, sample_rate, duration_s)
-    audio = _synthesize(midi, midi.instruments, n, sample_rate, find_soundfont(soundfont))
-    audio *= _normaliser(float(np.abs(audio).max(initial=0.0))) * gain
-    np.clip(audio, -PEAK, PEAK, out=audio)
-    if loudness is not None:
-        audio = master(audio, sample_rate, loudness)
-    return _fade(audio, sample_rate, fade_in_s, fade_out_s)
+    with render_piece(midi, sample_rate, soundfont, duration_s, fade_in_s, fade_out_s, gain,
+                      loudness) as piece:
+        return piece.array()
 
 
 def _stem_names(instruments):
@@ -257,6 +331,9 @@ def render_stems(midi, out_dir, sample_rate=44100, soundfont=None, duration_s=No
     """Write one WAV per instrument track into a new folder, all the same length.
 
     All stems share one gain (the one that normalises their sum), so they add up to the mix.
+    Streamed: the stems are synthesized block by block side by side twice, first for the
+    peak of their sum, then written (FluidSynth is deterministic, so both passes play the same
+    samples); memory holds one block per stem.
 
     Args:
         midi: miditoolkit.MidiFile.
@@ -275,15 +352,61 @@ def render_stems(midi, out_dir, sample_rate=44100, soundfont=None, duration_s=No
         raise InputError(f"{out_dir}: output exists (use --overwrite to replace it)")
     n = _length(midi, sample_rate, duration_s)
     font = find_soundfont(soundfont)
-    stems = [_synthesize(midi, [inst], n, sample_rate, font) for inst in midi.instruments]
-    scale = _normaliser(float(np.abs(sum(stems)).max(initial=0.0))) if stems else 1.0
+    insts = list(midi.instruments)
+
+    def lockstep():
+        gens = [_synth_blocks(midi, [inst], n, sample_rate, font) for inst in insts]
+        try:
+            yield from zip(*gens)
+        finally:
+            for g in gens:
+                g.close()
+
+    peak = 0.0
+    for blocks in lockstep():
+        peak = max(peak, float(np.abs(sum(b for _, b in blocks)).max(initial=0.0)))
+    scale = np.float32(_normaliser(peak)) if insts else np.float32(1.0)
+    fades = (int(fade_in_s * sample_rate), int(fade_out_s * sample_rate))
     paths = {}
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        for name, audio in zip(_stem_names(midi.instruments), stems):
-            audio = _fade(np.clip(audio * scale, -PEAK, PEAK), sample_rate, fade_in_s, fade_out_s)
-            write_wav(audio, sample_rate, tmp / f"{name}.wav")
+        names = _stem_names(insts)
+        writers = [WavWriter(tmp / f"{name}.wav", sample_rate) for name in names]
+        try:
+            for blocks in lockstep():
+                start = blocks[0][0]
+                fade = fade_factors(n, fades, start, start + len(blocks[0][1]))[:, None]
+                for w, (_, block) in zip(writers, blocks):
+                    w(np.clip(block * scale, -PEAK, PEAK) * fade)
+        finally:
+            for w in writers:
+                w.close()
+        for name in names:
             paths[name] = out_dir / f"{name}.wav"
     return paths
+
+
+class WavWriter:
+    """A 16-bit PCM WAV written block by block: ``writer(block)`` with float blocks ``[m]`` or
+    ``[m, channels]`` in [-1, 1] (clipped), in order; ``close()`` completes the header. Its
+    bytes are those ``write_wav`` writes for the whole."""
+
+    def __init__(self, path, sample_rate, channels=2):
+        self.path = Path(path)
+        self.w = wave.open(str(path), "wb")  # noqa: SIM115 - closed by close()
+        self.w.setnchannels(channels)
+        self.w.setsampwidth(2)
+        self.w.setframerate(int(sample_rate))
+
+    def __call__(self, block, start=None):
+        block = np.asarray(block, dtype=np.float32)
+        block = block[:, None] if block.ndim == 1 else block
+        pcm = np.round(np.clip(block, -1.0, 1.0) * 32767).astype("<i2")
+        self.w.writeframesraw(pcm.tobytes())
+
+    def close(self):
+        if self.w is not None:
+            w, self.w = self.w, None
+            w.close()
 
 
 def write_wav(audio, sample_rate, path, overwrite=False):
@@ -295,11 +418,11 @@ def write_wav(audio, sample_rate, path, overwrite=False):
     path = check_output(path, overwrite)
     audio = np.asarray(audio, dtype=np.float32)
     audio = audio[:, None] if audio.ndim == 1 else audio
-    pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
-    with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as w:
-        w.setnchannels(pcm.shape[1])
-        w.setsampwidth(2)
-        w.setframerate(int(sample_rate))
-        w.writeframes(pcm.tobytes())
+    with atomic_path(path) as tmp:
+        writer = WavWriter(tmp, sample_rate, audio.shape[1])
+        try:
+            for i in range(0, len(audio), BLOCK):
+                writer(audio[i:i + BLOCK])
+        finally:
+            writer.close()
     return path
-

@@ -123,9 +123,12 @@ def midi_quality(midi, duration_s=None, key=None):
 
 
 def audio_quality(audio, sample_rate):
-    """Integrated loudness (LUFS), true peak (dBTP) and clipped samples of float audio."""
-    from ..audio.master import integrated_loudness, true_peak_db
+    """Integrated loudness (LUFS), true peak (dBTP) and clipped samples of float audio
+    ([n] or [n, channels]), measured in one block-wise pass (``audio.master.measure``). A
+    scored piece is measured by its mastering's final pass instead (``Scorer.score``)."""
+    from ..audio.master import BLOCK, measure
 
-    return {"loudness_lufs": integrated_loudness(audio, sample_rate),
-            "true_peak_dbtp": true_peak_db(audio, sample_rate),
-            "clipped_samples": int(np.sum(np.abs(audio) >= CLIP_LEVEL))}
+    audio = np.asarray(audio, dtype=np.float32)
+    audio = audio[:, None] if audio.ndim == 1 else audio
+    blocks = (audio[i:i + BLOCK] for i in range(0, len(audio), BLOCK))
+    return measure(blocks, sample_rate, audio.shape[1])
