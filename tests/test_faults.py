@@ -618,3 +618,287 @@ def test_duration_of_record_is_the_streams(vbgm, tmp_path, media):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+# ---------------------------------------------------------------- issue 27: the last cracks
+
+
+@pytest.fixture(scope="module")
+def take(tmp_path_factory, media, vbgm):
+    """A previous take of the 2 s clip (a MIDI file vbgm wrote), for re-roll cases."""
+    folder = tmp_path_factory.mktemp("take")
+    done = run(vbgm, ["score", media["short"], "--midi", "take.mid", "--progress", "none"],
+               folder)
+    assert done.returncode == 0, done.stderr
+    return folder / "take.mid"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["score", "clip.mp4", "--midi", "m.mid", "--continue-from", "take.mid", "--keep-until",
+      "nan", "--seed", "1"], "--keep-until must be a finite number, not 'nan'"),
+    (["score", "clip.mp4", "--midi", "m.mid", "--continue-from", "take.mid", "--keep-until",
+      "inf", "--seed", "1"], "--keep-until must be a finite number, not 'inf'"),
+    (["score", "clip.mp4", "--midi", "m.mid", "--continue-from", "take.mid",
+      "--keep-until=-1", "--seed", "1"], "keep-until -1 s keeps nothing"),
+    (["score", "clip.mp4", "--midi", "m.mid", "--start", "nan"],
+     "--start must be a finite number"),
+    (["score", "clip.mp4", "--midi", "m.mid", "--end", "nan"], "--end must be a finite number"),
+    (["score", "clip.mp4", "--midi", "m.mid", "--end", "inf"], "--end must be a finite number"),
+    (["score", "clip.mp4", "--midi", "m.mid", "--tempo", "nan"], "tempo must be a finite number"),
+    (["analyze", "clip.mp4", "-o", "r.json", "--start", "nan"], "--start must be a finite"),
+    (["analyze", "clip.mp4", "-o", "r.json", "--end", "inf"], "--end must be a finite"),
+    (["analyze", "clip.mp4", "-o", "r.json", "--tempo", "nan"], "--tempo must be a finite"),
+    (["batch", "clip.mp4", "-o", "out", "--jobs", "nan"], "--jobs must be a whole number"),
+    (["batch", "clip.mp4", "-o", "out", "--control", "nan"], "control degree must be a finite"),
+    (["batch", "clip.mp4", "-o", "out", "--loudness", "inf"], "loudness must be a finite"),
+    (["eval", "clip.mp4", "-o", "report", "--controls", "0,nan"],
+     "--controls must be a finite number, not 'nan'"),
+    (["train", "--data", "data", "-o", "run", "--max-minutes", "nan"],
+     "--max-minutes must be a finite number"),
+], ids=["keep-until-nan", "keep-until-inf", "keep-until-negative", "start-nan", "end-nan",
+        "end-inf", "tempo-nan", "analyze-start-nan", "analyze-end-inf", "analyze-tempo-nan",
+        "batch-jobs-nan", "batch-control-nan", "batch-loudness-inf", "eval-controls-nan",
+        "train-max-minutes-nan"])
+def test_nan_and_infinity_are_refused_wherever_a_number_is_read(vbgm, work, take, args,
+                                                                 needle):
+    """Issue 27: `--keep-until nan` was `ValueError: cannot convert float NaN to integer`,
+    `--end nan` scored the whole clip without a word, `--start nan` blamed the duration."""
+    shutil.copy(take, work / "take.mid")
+    guard = Untouched([work / "clip.mp4", work / "take.mid"], [work])
+    started = time.monotonic()
+    quiet = ["--progress", "none"] if args[0] in ("score", "batch", "eval") else []
+    refused(vbgm, [*args, *quiet], work, guard, needle)
+    assert time.monotonic() - started < 30  # refused before any work
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--music-gain", "100"], "music gain 100 is outside -60..24"),
+    (["--original-gain", "nan"], "original gain must be a finite number"),
+    (["--duck-depth", "5"], "duck depth 5 is outside -60..0"),
+    (["--loudness", "-50"], "loudness -50 LUFS is outside -40..-5 LUFS"),
+    (["--loudness=-inf"], "loudness must be a finite number"),
+    (["--genre", ""], "genre must be a genre name"),
+], ids=["music-gain", "original-gain-nan", "duck-depth", "loudness", "loudness-inf",
+        "genre-empty"])
+def test_options_out_of_range_are_refused_before_any_work(vbgm, work, args, needle):
+    guard = Untouched([work / "clip.mp4"], [work])
+    started = time.monotonic()
+    refused(vbgm, ["score", "clip.mp4", "-o", "o.mp4", "--progress", "none", *args], work,
+            guard, needle)
+    assert time.monotonic() - started < 30
+
+
+def _damaged_model(source, target, metadata=None, nan_tensor=False):
+    """A copy of the safetensors model ``source`` with its metadata fields replaced, or the
+    first value of its first float16 tensor made NaN (the file format by hand, no torch)."""
+    data = Path(source).read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    body = bytearray(data[8 + size:])
+    header["__metadata__"].update(metadata or {})
+    if nan_tensor:
+        name = next(k for k, v in sorted(header.items()) if k != "__metadata__"
+                    and v["dtype"] == "F16")
+        start = header[name]["data_offsets"][0]
+        body[start:start + 2] = (0x7E00).to_bytes(2, "little")   # float16 NaN
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    Path(target).write_bytes(len(text).to_bytes(8, "little") + text + bytes(body))
+    return target
+
+
+@pytest.mark.parametrize("damage, needle", [
+    ("nan", "damaged weights"),
+    ("config", "'config' is not valid JSON"),
+    ("extra", "'extra' is not valid JSON"),
+    ("genres", "lists 7 genres but has only 5"),
+], ids=["nan-weights", "config-cut", "extra-cut", "too-many-genres"])
+def test_a_damaged_model_file_is_one_line_exit_3(vbgm, work, damage, needle):
+    """Issue 27: NaN weights failed deep in sampling (ValueError), a cut-off config JSON as a
+    JSONDecodeError; both are found when the model loads, before any work."""
+    bundled = ROOT / "vbgm_core" / "assets" / "model.safetensors"
+    size = int.from_bytes(bundled.read_bytes()[:8], "little")
+    meta = json.loads(bundled.read_bytes()[8:8 + size])["__metadata__"]
+    changes = {"config": {"config": meta["config"][:len(meta["config"]) // 2]},
+               "extra": {"extra": meta["extra"][:20]},
+               "genres": {"extra": json.dumps({"genres": list("abcdefg")})}}
+    _damaged_model(bundled, work / "bad.safetensors", changes.get(damage),
+                   nan_tensor=damage == "nan")
+    guard = Untouched([work / "clip.mp4", work / "bad.safetensors"], [work])
+    done = run(vbgm, ["score", "clip.mp4", "-o", "o.mp4", "--model", "bad.safetensors",
+                      "--progress", "none"], work)
+    line = error_line(done.stderr)
+    assert done.returncode == 3, done.stderr
+    assert "bad.safetensors" in line and needle in line, line
+    if damage != "nan":   # the header-only reading (`vbgm genres`, batch's checks) as well
+        done = run(vbgm, ["genres", "--model", "bad.safetensors"], work)
+        assert done.returncode == 3 and needle in error_line(done.stderr), done.stderr
+    guard.check()
+
+
+def test_long_output_names(vbgm, work, env):
+    """Issue 27: a 296-byte name was `OSError: [Errno 36] File name too long`, after the
+    work; legal names of 246-255 bytes failed too (the temporary's name added 14)."""
+    guard = Untouched([work / "clip.mp4"], [work])
+    started = time.monotonic()
+    refused(vbgm, ["score", "clip.mp4", "-o", "a" * 292 + ".mp4", "--progress", "none"],
+            work, guard, "the name is 296 bytes long; the file system allows 255")
+    assert time.monotonic() - started < 20
+    for command in (["batch", "clip.mp4", "-o", "z" * 300], ["analyze", "clip.mp4", "-o",
+                                                            "z" * 295 + ".json"]):
+        refused(vbgm, command, work, guard, "bytes long; the file system allows 255")
+    names = {"-o": "d" * 251 + ".mp4", "--wav": "c" * 246 + ".wav", "--midi": "b" * 242 + ".mid"}
+    args = ["score", "clip.mp4", *(x for flag, name in names.items() for x in (flag, name)),
+            "--progress", "none"]
+    done = run(vbgm, args, work, env)
+    assert done.returncode == 0, done.stderr
+    assert sorted(listing(work)) == sorted(["clip.mp4", *names.values()])
+    done = run(vbgm, args + ["--overwrite", "--seed", "1"], work, env)  # replaced as well
+    assert done.returncode == 0, done.stderr
+    assert sorted(listing(work)) == sorted(["clip.mp4", *names.values()])
+    assert listing(Path(env["TMPDIR"])) == []
+
+
+def test_an_output_path_too_long_for_the_system(vbgm, work):
+    """Under 25 nested folders of 200 bytes (made one at a time, relative to the last): the
+    path is 5,000 bytes, past the system's 4,095; refused before any work, nothing written."""
+    name = "f" * 200
+    fd = os.open(work, os.O_RDONLY)
+    try:
+        for _ in range(25):
+            os.mkdir(name, dir_fd=fd)
+            fd, parent = os.open(name, os.O_RDONLY, dir_fd=fd), fd
+            os.close(parent)
+    finally:
+        os.close(fd)
+    deep = "/".join([name] * 25)
+    try:
+        guard = Untouched([work / "clip.mp4"], [])
+        before = sorted(os.listdir(work))
+        for flags in (["-o", f"{deep}/o.mp4"], ["--midi", f"{deep}/o.mid"],
+                      ["--midi", "m.mid", "--stems", f"{deep}/S"]):
+            started = time.monotonic()
+            refused(vbgm, ["score", "clip.mp4", *flags, "--progress", "none"], work, guard,
+                    "the path is too long")
+            assert time.monotonic() - started < 20
+            assert sorted(os.listdir(work)) == before
+            written = [f for _, _, files, _ in os.fwalk(work / name) for f in files]
+            assert written == []
+    finally:
+        shutil.rmtree(work / name)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["analyze", "clip.mp4", "-o", "r.mp4"], "r.mp4: the rhythm JSON must end in .json"),
+    (["score", "clip.mp4", "--midi", "m.mid", "--report", "r.png"],
+     "r.png: the report must end in .json"),
+    (["batch", "clip.mp4", "-o", "out", "--summary", "s.txt"], "s.txt: the summary is JSON"),
+    (["score", "clip.mp4", "-o", "o.mp4/"], "o.mp4/: names a folder"),
+    (["score", "clip.mp4", "--midi", "m.mid/"], "m.mid/: names a folder"),
+    (["analyze", "clip.mp4", "-o", "r.json/"], "r.json/: names a folder"),
+], ids=["analyze-json-as-mp4", "report-as-png", "summary-as-txt", "mp4-slash", "midi-slash",
+        "analyze-slash"])
+def test_an_output_name_says_what_is_written(vbgm, work, args, needle):
+    """Issue 27: `analyze -o r.mp4` and `--report r.png` wrote JSON under those names;
+    `-o o.mp4/` (a folder's name) was read as o.mp4."""
+    guard = Untouched([work / "clip.mp4"], [work])
+    started = time.monotonic()
+    refused(vbgm, [*args, *(["--progress", "none"] if args[0] != "analyze" else [])], work,
+            guard, needle)
+    assert time.monotonic() - started < 20
+
+
+def test_a_dangling_symlink_as_output(vbgm, work, env):
+    """Issue 27: all the work was done, then "appeared while vbgm was running (another
+    run?)". Now refused before any work; --overwrite replaces the link, never its target."""
+    os.symlink("elsewhere/target.mp4", work / "o.mp4")
+    guard = Untouched([work / "clip.mp4"], [work])
+    started = time.monotonic()
+    refused(vbgm, ["score", "clip.mp4", "-o", "o.mp4", "--progress", "none"], work, guard,
+            "o.mp4: is a dangling symbolic link (to elsewhere/target.mp4); remove it, or use "
+            "--overwrite")
+    assert time.monotonic() - started < 20
+    assert os.readlink(work / "o.mp4") == "elsewhere/target.mp4"
+    done = run(vbgm, ["score", "clip.mp4", "-o", "o.mp4", "--overwrite", "--progress", "none"],
+               work, env)
+    assert done.returncode == 0, done.stderr
+    assert not (work / "o.mp4").is_symlink() and (work / "o.mp4").is_file()
+    assert not (work / "elsewhere").exists()
+    assert ffprobe(work / "o.mp4", "stream=codec_type") == ["video", "audio"]
+
+
+@pytest.mark.parametrize("command", ["score", "analyze"])
+def test_an_end_past_the_video_is_said(vbgm, tmp_path, media, command):
+    """Issue 27: `--end 10` on a 3 s clip was cut to 3 s without a word. Now a warning line
+    on stderr (the run goes on: an editor asking up to 10 s means "to the end"), and the
+    report holds the range scored."""
+    shutil.copy(media["other"], tmp_path / "clip.mp4")
+    args = (["score", "clip.mp4", "--midi", "m.mid", "--report", "r.json", "--progress",
+             "none"] if command == "score" else ["analyze", "clip.mp4", "-o", "r.json"])
+    done = run(vbgm, [*args, "--start", "0.5", "--end", "10"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    line = error_line(done.stderr, bar_prefix="analyze")
+    assert line.startswith(f"vbgm {command}: warning: clip.mp4: end 10 s is past the end of "
+                           "the video (3.000 s); the range is 0.5-3.000 s"), line
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["start_s"] == 0.5 and report["duration_s"] == pytest.approx(2.5, abs=0.01)
+    done = run(vbgm, [*args, "--end", "2", "--overwrite"], tmp_path)   # inside: no word
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+
+
+def test_stems_alone_are_an_output(vbgm, work, env):
+    done = run(vbgm, ["score", "clip.mp4", "--stems", "S", "--progress", "none"], work, env)
+    assert done.returncode == 0, done.stderr
+    assert sorted((work / "S").glob("*.wav")) and (work / "S" / ".vbgm-output").is_file()
+    assert sorted(p.name for p in work.iterdir()) == ["S", "clip.mp4"]
+
+
+def test_batch_jobs_are_capped_at_the_clips(vbgm, tmp_path, media):
+    for name, clip in (("a", "short"), ("b", "one_second")):
+        shutil.copy(media[clip], tmp_path / f"{name}.mp4")
+    live = Live(vbgm, ["batch", "a.mp4", "b.mp4", "-o", "out", "--jobs", "1000",
+                       "--progress", "none"], tmp_path)
+    most = 0
+    while live.proc.poll() is None:   # the pool's worker processes, as they come
+        workers = [n for n in live.children() if n not in ("ffmpeg", "ffprobe")]
+        most = max(most, len(workers))
+        time.sleep(0.05)
+    assert live.finish() == 0, "".join(live.stderr)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["jobs"] == 2 and summary["scored"] == 2
+    assert 1 <= most <= 2, most
+
+
+def test_sigterm_to_batch_exits_143(vbgm, tmp_path, media):
+    for name in ("a", "b"):
+        shutil.copy(media["long"], tmp_path / f"{name}.mp4")
+    live = Live(vbgm, ["batch", "a.mp4", "b.mp4", "-o", "out", "--jobs", "2", "--progress",
+                       "none"], tmp_path)
+    live.wait_for_child()
+    time.sleep(2.0)
+    assert live.proc.poll() is None, "batch ended before SIGTERM"
+    os.kill(live.proc.pid, signal.SIGTERM)
+    assert live.finish(timeout=60) == 143
+    assert "terminated" in error_line("".join(live.stderr))
+    assert live.group_gone(), "a batch worker outlived the command"
+
+
+def test_disk_full_while_muxing_is_an_error_not_wrote(vbgm, work, env):
+    """Issue 27: with -o on a nearly full disk ffmpeg stopped part-way, exited 0, and vbgm said
+    "wrote full/o.mp4" of a file cut at the disk's size without its moov atom. Every media
+    output is verified (ffprobe: its streams, their durations) before it takes its name."""
+    full = work / "full"
+    size_k = max(64, (work / "clip.mp4").stat().st_size // 2 // 4096 * 4)  # MIDI fits, mp4 not
+    _mount_tmpfs(full, f"size={size_k}k")
+    try:
+        guard = Untouched([work / "clip.mp4"], [full])
+        done = run(vbgm, ["score", "clip.mp4", "-o", "full/o.mp4", "--midi", "full/o.mid",
+                          "--progress", "none"], work, env)
+        line = error_line(done.stderr)
+        assert done.returncode in (2, 4), (done.returncode, done.stderr)
+        assert "wrote" not in done.stdout and "o.mp4" in line and ".tmp" not in line, line
+        assert listing(full) == []
+        assert listing(Path(env["TMPDIR"])) == []     # no temporary audio left behind
+        guard.check()
+    finally:
+        subprocess.run(["umount", str(full)], check=True)

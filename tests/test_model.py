@@ -508,3 +508,16 @@ def test_a_damaged_model_file_is_refused_on_load_naming_it(tmp_path):
     with pytest.raises(ModelLoadError, match="twice.safetensors: damaged model metadata"):
         load_model(twice)
     assert load_model(path)[1] == {"genres": ["a", "b", "c", "d"]}   # the sound file loads
+
+
+def test_a_model_files_header_is_read_without_torch():
+    """`vbgm genres` and the scorer's first checks read the header only: importing torch takes
+    seconds that an editor's button waits for. A new torch import on that path fails here."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from vbgm_core.scorer import model_genres; "
+            "print(model_genres()); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    assert "pop" in out[0] and out[1] == "False"

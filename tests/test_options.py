@@ -145,3 +145,50 @@ def test_loudness_reaches_the_audio(scorer, sample_rhythm):
     result = scorer.score(None, rhythm=sample_rhythm, options=options)
     assert integrated_loudness(result.audio, result.sample_rate) == pytest.approx(-30.0, abs=1.0)
     assert result.report["quality"]["loudness_lufs"] == pytest.approx(-30.0, abs=1.0)
+
+
+def test_the_python_api_takes_a_dict_of_options_and_needs_a_rhythm(scorer, sample_rhythm,
+                                                                  sample_clip, tmp_path):
+    """Issue 27: ``Scorer.generate(None, ...)`` was an AttributeError inside harmony.py; a dict
+    of options is as good as a ScoreOptions in ``generate`` and ``score_video``."""
+    from vbgm_core.api import score_video
+
+    with pytest.raises(TypeError, match="needs the video's rhythm, a vbgm_core.video.rhythm."
+                       "VideoRhythm"):
+        scorer.generate(None, ScoreOptions())
+    with pytest.raises(TypeError, match="a dict of its fields, not str"):
+        scorer.generate(sample_rhythm, "rock")
+    as_dict, _ = scorer.generate(sample_rhythm, {"genre": "rock", "seed": 4})
+    as_options, _ = scorer.generate(sample_rhythm, ScoreOptions(genre="rock", seed=4))
+    assert as_dict.tobytes() == as_options.tobytes()
+    result = score_video(sample_clip, out_midi=tmp_path / "m.mid", options={"genre": "rock"},
+                         scorer=scorer, render=False, end=2)
+    assert result.report["genre"] == "rock" and (tmp_path / "m.mid").is_file()
+
+
+def test_the_python_api_refuses_nan_and_says_when_a_range_is_cut(scorer, sample_clip,
+                                                                tmp_path):
+    """Issue 27: NaN and infinities were taken as a range (``end=nan``: the whole clip) or a
+    re-roll time (a ValueError); an end past the video was cut without a word."""
+    import warnings
+
+    from vbgm_core.api import score_video
+    from vbgm_core.video.rhythm import RangeWarning, analyze_video
+
+    for kwargs, message in ((dict(start=float("nan")), "start must be a finite number"),
+                            (dict(end=float("inf")), "end must be a finite number"),
+                            (dict(end=float("nan")), "end must be a finite number")):
+        with pytest.raises(InputError, match=message):
+            analyze_video(sample_clip, **kwargs)
+    take = score_video(sample_clip, out_midi=tmp_path / "take.mid", scorer=scorer,
+                       render=False).midi_path
+    for keep in (float("nan"), float("inf")):
+        with pytest.raises(InputError, match="keep-until must be a finite number"):
+            score_video(sample_clip, out_midi=tmp_path / "new.mid", scorer=scorer, render=False,
+                        continue_from=take, keep_until=keep, seed=1)
+    with pytest.warns(RangeWarning, match=r"end 60 s is past the end of the video \(5\.\d+ s\)"):
+        rhythm = analyze_video(sample_clip, start=1, end=60)
+    assert rhythm.start_s == 1 and rhythm.duration_s < 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        analyze_video(sample_clip, end=2)   # inside the video: no word

@@ -191,7 +191,7 @@ def _quiet_decoder():
 
 def _run_score(args):
     from .api import score_video
-    from .files import Outputs, check_input_file
+    from .files import Outputs, check_input_file, same_file
     from .timeline import is_timeline
     from .video.plot import IMAGE_SUFFIXES
 
@@ -208,7 +208,11 @@ def _run_score(args):
     run_outputs = Outputs(inputs=(args.video, args.model, args.soundfont, args.continue_from),
                           overwrite=args.overwrite)
     if args.report:
-        run_outputs.add_file(args.report, "report", (".json",))
+        # A report named as another output is that mistake ("named for two outputs", when
+        # that output is declared), not a wrong extension.
+        music = [p for p in (args.output, args.wav, args.midi) if p]
+        run_outputs.add_file(args.report, "report", None if any(
+            same_file(args.report, p) for p in music) else (".json",))
     if args.plot:
         run_outputs.add_file(args.plot, "plot", IMAGE_SUFFIXES)
     if args.stems:
@@ -291,9 +295,13 @@ def _add_batch(sub):
 
 def _run_batch(args):
     from .batch.run import run_batch, sigterm_as_interrupt
+    from .files import check_output_name
 
-    if args.summary and Path(args.summary).suffix.lower() != ".json":
-        raise InputError(f"{args.summary}: the summary is JSON; its name must end in .json")
+    check_output_name(args.output, "output folder", folder=True)   # a name too long: one line
+    if args.summary:
+        check_output_name(args.summary, "summary")
+        if Path(args.summary).suffix.lower() != ".json":
+            raise InputError(f"{args.summary}: the summary is JSON; its name must end in .json")
     local = lambda path: str(Path(path).absolute()) if path else None  # noqa: E731 (workers' cwd differs)
     progress = _progress(args.progress, stages=False)
     try:
@@ -417,10 +425,7 @@ def _run_eval(args):
 
     controls = None
     if args.controls:
-        try:
-            controls = [float(c) for c in args.controls.split(",") if c.strip()]
-        except ValueError:
-            raise InputError(f"--controls must be numbers in [0, 1], not {args.controls!r}")
+        controls = [read_number(c, "--controls") for c in args.controls.split(",") if c.strip()]
     progress = _progress(args.progress, stages=False)
     report = run_eval(args.videos, args.output, model=args.model, data=args.data,
                       options=ScoreOptions.from_args(args), seeds=args.seeds, controls=controls, quick=args.quick,

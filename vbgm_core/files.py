@@ -30,6 +30,14 @@ MARKER = ".vbgm-output"
 _STAGING = (".vbgm-", ".tmp")  # hidden staging folders: prefix, suffix
 # Errors of the place being written to, not of the program: reported as one line, exit 2.
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+# What a path may hold beyond the output's own name (bytes): the staging folder beside it
+# ("/.vbgm-XXXXXXXX.tmp/"); what ``atomic_path`` adds to a name (".", ".XXXXXXXX.tmp"), up to
+# the longest name allowed; in a folder output, a second staging folder (the writer's
+# ``atomic_dir`` inside the run's) and the files vbgm names there (up to 64 bytes) with their
+# temporaries.
+_STAGING_ROOM = len("/" + _STAGING[0] + "XXXXXXXX" + _STAGING[1] + "/")
+_ATOMIC_ROOM = len("..XXXXXXXX.tmp")
+_FOLDER_ROOM = _STAGING_ROOM + 1 + 64 + _ATOMIC_ROOM
 
 
 def check_input_file(path, what="input"):
@@ -38,15 +46,75 @@ def check_input_file(path, what="input"):
     Called before any slow work (the model loads in seconds), so a typo costs nothing.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such {what} file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, not a {what} file")
-    if not path.is_file():
-        raise InputError(f"{path}: not a regular file (a {what} file is needed)")
+    try:
+        if not path.exists():
+            raise InputError(f"{path}: no such {what} file")
+        if path.is_dir():
+            raise InputError(f"{path}: is a folder, not a {what} file")
+        if not path.is_file():
+            raise InputError(f"{path}: not a regular file (a {what} file is needed)")
+    except OSError as e:  # a name or path too long, ...: the system's answer, not a "no"
+        raise InputError(f"{_short(path)}: cannot be read ({e.strerror})") from None
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: cannot be read (permission denied)")
     return path
+
+
+def _short(path, keep=120):
+    """``path`` for a message: whole, or its start and end when it is very long."""
+    text = os.fspath(path)
+    return text if len(text) <= keep else f"{text[:60]}...{text[-(keep - 63):]}"
+
+
+def _limits(folder):
+    """(longest name, longest path) in bytes on the file system of ``folder`` (or of the
+    nearest folder above it that can be asked)."""
+    for f in (Path(folder), *Path(folder).parents):
+        try:
+            return os.pathconf(f, "PC_NAME_MAX"), os.pathconf(f, "PC_PATH_MAX")
+        except (OSError, ValueError):
+            continue
+    return 255, 4096
+
+
+def check_output_name(path, what="output", folder=False, staged=True):
+    """The checks of an output's name that ask nothing of the file system, made before
+    anything looks at it (the system answers a too-long name with an error, not a "no"):
+
+    - a file output does not end in "/" (``o.mp4/`` names a folder, though ``Path`` reads it
+      as ``o.mp4``);
+    - its name fits the file system (vbgm's temporaries keep the output's name in a staging
+      folder, and ``atomic_path`` shortens its own to fit);
+    - its absolute path, with the temporaries (``staged``: in a staging folder, as
+      ``Outputs`` writes it; else beside it, as ``atomic_path`` does, for a temporary already
+      staged) and for a folder the files vbgm writes in it, stays under the system's longest
+      path (ffmpeg gets absolute paths). A path in a staging folder is a temporary whose
+      output was checked with this room already: checked again (a writer's own check, an
+      ``atomic_dir`` inside the run's staging folder), it passes whenever the output passed.
+    """
+    text = os.fspath(path)
+    if not folder and os.path.basename(text) in ("", ".", ".."):
+        raise InputError(f"{_short(text)}: names a folder; the {what} is a file, give its "
+                         "name (without a trailing '/')")
+    absolute = os.path.abspath(text)
+    parent, name = os.path.split(absolute)
+    name_max, path_max = _limits(parent)
+    for part in (*Path(parent).parts[1:], name):
+        if len(os.fsencode(part)) > name_max:
+            which = "name" if part is name else f"folder name {_short(part, 40)!r}"
+            raise InputError(f"{_short(text)}: the {which} is {len(os.fsencode(part))} bytes "
+                             f"long; the file system allows {name_max}")
+    name_bytes = len(os.fsencode(name))
+    staged = staged and not _is_staging(parent)
+    room = _STAGING_ROOM if staged else 1   # the staging folder, or a "/"
+    longest = len(os.fsencode(parent)) + room + min(name_max, name_bytes + _ATOMIC_ROOM)
+    if folder:
+        longest = len(os.fsencode(parent)) + room + name_bytes + _FOLDER_ROOM
+    if longest >= path_max:
+        raise InputError(f"{_short(text)}: the path is too long ({len(os.fsencode(absolute))} "
+                         f"bytes, {longest} with the temporaries vbgm writes beside it; the "
+                         f"system allows {path_max - 1}): choose a shorter folder or name")
+    return text
 
 
 def check_soundfont(path):
@@ -80,13 +148,27 @@ def _inside(path, folder):
 def check_output(path, overwrite=False):
     """Refuse to clobber an existing output unless asked, and fail early on a missing or
     unwritable folder. (``Outputs`` adds the checks against inputs and other outputs.)"""
-    path = Path(path)
+    path = Path(check_output_name(path, staged=False))
     if path.is_dir():
         raise InputError(f"{path}: is a folder; a file name is needed here")
-    if path.exists() and not overwrite:
+    if path.is_symlink() and not path.exists():
+        # Installing beside it would fail at the very end (the name is taken); writing through
+        # it would put the output wherever the link points.
+        if not overwrite:
+            raise InputError(f"{path}: is a dangling symbolic link (to {os.readlink(path)}); "
+                             "remove it, or use --overwrite to replace the link itself (its "
+                             "target is never written)")
+    elif path.exists() and not overwrite:
         raise InputError(f"{path}: output exists (use --overwrite to replace it)")
     _check_writable_folder(path)
     return path
+
+
+def _is_staging(folder):
+    """True when ``folder`` is one of ``Outputs``' staging folders (a name mkdtemp made)."""
+    name = os.path.basename(folder)
+    return (name.startswith(_STAGING[0]) and name.endswith(_STAGING[1])
+            and len(name) == len(_STAGING[0]) + 8 + len(_STAGING[1]))
 
 
 def _check_writable_folder(path):
@@ -166,6 +248,7 @@ class Outputs:
         self.overwrite = overwrite
         self._outputs = []
         self._staging = {}   # output folder → its staging folder
+        self._backups = {}   # staging folder → the folder in it keeping replaced outputs
         self._depth = 0
 
     def _find(self, path):
@@ -193,7 +276,7 @@ class Outputs:
     def add_file(self, path, what="output", suffixes=None):
         """Declare a file output; checks it now. ``suffixes``: the extensions allowed (lower
         case, with the dot), for outputs whose format a tool picks by name."""
-        path = Path(path)
+        path = Path(check_output_name(path, what))
         self._check_against_others(path, what, folder=False)
         if suffixes and path.suffix.lower() not in suffixes:
             raise InputError(f"{path}: the {what} must end in {' or '.join(suffixes)}")
@@ -204,7 +287,7 @@ class Outputs:
     def add_folder(self, path, what="output folder"):
         """Declare a folder output; with ``overwrite`` an existing one is replaced only when it
         is empty or holds nothing but what vbgm wrote there."""
-        path = Path(path)
+        path = Path(check_output_name(path, what, folder=True))
         self._check_against_others(path, what, folder=True)
         if path.exists() or path.is_symlink():
             if not path.is_dir():
@@ -297,13 +380,20 @@ class Outputs:
                 raise InputError(f"{final}: is an input of this run; not replaced")
             if out.folder:
                 self._check_replaceable(final, out.what)
-            out.backup = out.temp.with_name(f"{final.name}.replaced")
+            # Kept in a folder of their own inside the staging folder (its name cannot be an
+            # output's, and adds nothing to the output's name: a name of the longest length
+            # allowed is replaced as any other).
+            staging = out.temp.parent
+            if staging not in self._backups:
+                self._backups[staging] = Path(tempfile.mkdtemp(prefix=".replaced-",
+                                                               dir=staging))
+            out.backup = self._backups[staging] / str(self._outputs.index(out))
             if out.folder:
                 os.rename(final, out.backup)
                 os.rename(out.temp, final)
             else:
-                try:  # a hard link keeps the old file until the commit is complete
-                    os.link(final, out.backup)
+                try:  # a hard link keeps the old file (or link: never its target) until the
+                    os.link(final, out.backup, follow_symlinks=False)  # commit is complete
                 except OSError:
                     out.backup = None
                 os.replace(out.temp, final)
@@ -327,6 +417,7 @@ class Outputs:
         for staging in self._staging.values():
             shutil.rmtree(staging, ignore_errors=True)
         self._staging.clear()
+        self._backups.clear()
         for out in self._outputs:
             out.temp = out.backup = None
 
@@ -360,10 +451,16 @@ def atomic_path(path):
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
 
     The low-level write of one file (callers check ``path`` first, e.g. with ``Outputs``).
-    The temporary keeps the suffix so tools that pick a format by extension (ffmpeg) work.
+    The temporary keeps the suffix so tools that pick a format by extension (ffmpeg) work,
+    and as much of the name as fits: a name of the longest length allowed can be written.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    suffix = path.suffix if len(path.suffix) <= 16 else ""   # a longer one is no format's
+    stem = path.stem if suffix else path.name
+    room = _limits(path.parent)[0] - len(os.fsencode(f"..XXXXXXXX.tmp{suffix}"))
+    while len(os.fsencode(stem)) > room:
+        stem = stem[:-1]
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp" + suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:

@@ -15,14 +15,13 @@ from pathlib import Path
 
 import torch
 
-from ..errors import InputError, ModelLoadError
+from ..errors import ModelLoadError
 from ..files import atomic_path
 from .cmt import CMT
-from .config import ATTRIBUTES, config_to_dict, model_config_from_dict
+from .config import ATTRIBUTES, config_to_dict
+from .header import FORMAT_VERSION, MODEL_FORMAT, check_header, model_config
 
-MODEL_FORMAT = "vbgm-cmt"
 CHECKPOINT_FORMAT = "vbgm-train-checkpoint"
-FORMAT_VERSION = 1
 
 
 def save_model(path, model, extra=None):
@@ -56,9 +55,9 @@ def load_model(path, device="cpu"):
         (CMT in eval mode, extra dict).
 
     Raises:
-        ModelLoadError: missing file, not a vbgm model, another format version, metadata that
-            does not parse, weights that do not match their config or are not finite (NaN,
-            infinities), a genre list that is not the model's; one line naming the file.
+        ModelLoadError: missing file, a header that ``header.check_header`` refuses, weights
+            that do not match their config or are not finite (NaN, infinities); one line
+            naming the file.
     """
     from safetensors import SafetensorError, safe_open
 
@@ -71,50 +70,11 @@ def load_model(path, device="cpu"):
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as e:
         raise ModelLoadError(f"{path}: not a readable safetensors model ({e})") from None
-    if metadata.get("format") != MODEL_FORMAT:
-        raise ModelLoadError(f"{path}: not a vbgm model (no '{MODEL_FORMAT}' metadata)")
-    if metadata.get("format_version") != str(FORMAT_VERSION):
-        raise ModelLoadError(f"{path}: model format version {metadata.get('format_version')}, "
-                             f"this vbgm reads {FORMAT_VERSION}")
-    if _metadata_json(metadata, "attributes", path, "[]") != list(ATTRIBUTES):
-        raise ModelLoadError(f"{path}: model uses other token attributes")
-    cfg = _model_config(_metadata_json(metadata, "config", path), path)
-    extra = _metadata_json(metadata, "extra", path, "{}")
-    if not isinstance(extra, dict):
-        raise ModelLoadError(f"{path}: damaged model metadata ('extra' is not a JSON object)")
-    check_genres(extra, path, cfg.n_genres)
+    cfg, extra = check_header(metadata, path)
     model = CMT(cfg)
     _load_state(model, tensors, path)
     _check_finite(tensors, path)
     return model.to(device).eval(), extra
-
-
-def _metadata_json(metadata, key, path, default=None):
-    """One JSON field of a model file's metadata; ModelLoadError when missing or cut off."""
-    text = metadata.get(key, default)
-    if text is None:
-        raise ModelLoadError(f"{path}: damaged model metadata (no '{key}')")
-    try:
-        return json.loads(text)
-    except ValueError as e:
-        raise ModelLoadError(f"{path}: damaged model metadata ('{key}' is not valid JSON: "
-                             f"{e})") from None
-
-
-def check_genres(extra, path, n_genres=None):
-    """The genre list of a model's ``extra`` metadata, where it has one: distinct names, no
-    more than the genres the model has (``n_genres``, its config's). ModelLoadError
-    otherwise."""
-    if "genres" not in extra:
-        return
-    genres = extra["genres"]
-    if not isinstance(genres, list) or not genres or not all(
-            isinstance(g, str) and g.strip() for g in genres) or len(set(genres)) < len(genres):
-        raise ModelLoadError(f"{path}: damaged model metadata (the genres must be a list of "
-                             f"distinct names, not {json.dumps(genres)[:80]})")
-    if n_genres is not None and len(genres) > n_genres:
-        raise ModelLoadError(f"{path}: the model lists {len(genres)} genres but has only "
-                             f"{n_genres}")
 
 
 def _check_finite(tensors, path):
@@ -125,15 +85,6 @@ def _check_finite(tensors, path):
             bad = int((~torch.isfinite(tensor)).sum())
             raise ModelLoadError(f"{path}: damaged weights: {name} holds {bad} NaN or "
                                  "infinite value(s)")
-
-
-def _model_config(values, path):
-    if not isinstance(values, dict):
-        raise ModelLoadError(f"{path}: damaged model metadata ('config' is not a JSON object)")
-    try:
-        return model_config_from_dict(values, path)
-    except InputError as e:
-        raise ModelLoadError(str(e)) from None
 
 
 def _load_state(model, state, path):
@@ -178,6 +129,6 @@ def load_checkpoint(path):
 
 def model_from_checkpoint(payload, path):
     """A CMT with the weights of a loaded training checkpoint (strictly checked)."""
-    model = CMT(_model_config(payload["model_config"], path))
+    model = CMT(model_config(payload["model_config"], path))
     _load_state(model, payload["model"], path)
     return model

@@ -6,6 +6,7 @@ MoviePy clip's frames) share one implementation, ``_analyze``. See docs/VIDEO.md
 
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,22 @@ FORMAT_VERSION = 1
 # A user tempo outside this range is refused (the music grid would be absurd).
 USER_TEMPO_RANGE = (30.0, 300.0)
 TICKS_PER_BEAT, BEATS_PER_BAR = 4, 4
+
+
+class RangeWarning(UserWarning):
+    """A requested range that the video does not hold whole: it was cut to what the video
+    has (the result's ``start_s`` and ``duration_s`` say what was analysed)."""
+
+
+def _seconds(value, what, path):
+    """A range bound as a finite float; else an InputError naming it and the file."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: {what} must be a number of seconds, not {value!r}") from None
+    if not math.isfinite(seconds):
+        raise InputError(f"{path}: {what} must be a finite number of seconds, not {value!r}")
+    return seconds
 
 
 @dataclass
@@ -328,14 +345,19 @@ def analyze_video(path, tempo=None, start=None, end=None, progress=None, *,
         InputError: unreadable file, no or one frame, bad range or tempo.
     """
     check_tempo(tempo)
-    start = 0.0 if start is None else float(start)
+    start = 0.0 if start is None else _seconds(start, "start", path)
+    end = None if end is None else _seconds(end, "end", path)
     if start < 0:
         raise InputError(f"{path}: start {start:g} s is negative")
-    if end is not None and float(end) <= start:
-        raise InputError(f"{path}: end {float(end):g} s is not after start {start:g} s")
+    if end is not None and end <= start:
+        raise InputError(f"{path}: end {end:g} s is not after start {start:g} s")
     info = frames_mod.probe(path)
     if info.duration_s is not None and start >= info.duration_s:
         raise InputError(f"{path}: start {start:g} s is past the end ({info.duration_s:.3f} s)")
+    if end is not None and info.duration_s is not None and end > info.duration_s + 1e-3:
+        warnings.warn(RangeWarning(
+            f"{path}: end {end:g} s is past the end of the video ({info.duration_s:.3f} s); "
+            f"the range is {start:g}-{info.duration_s:.3f} s"), stacklevel=2)
     expected = None
     if info.duration_s is not None:
         expected = (min(float(end), info.duration_s) if end is not None else info.duration_s) \
