@@ -1,8 +1,10 @@
 """Write the training data's harmony and dynamics statistics into vbgm_core/assets/.
 
 - ``harmony_stats.json`` (from the prepared token dataset): per genre, the share of minor-key
-  songs, the distribution of tonics per mode, and the most common 4-bar chord progressions
-  (scale degrees of the diatonic triads, bar by bar) per mode. Read by music/harmony.py.
+  songs, the distribution of tonics per mode, the most common 4-bar chord progressions
+  (scale degrees of the diatonic triads, bar by bar) per mode, and the chord colour: the share
+  of note onsets on the bar chord's root, third, fifth, seventh, other scale tones and tones
+  outside the key, for the bass and the others, on and between beats. Read by music/harmony.py.
 - ``dynamics_stats.json`` (from the MIDI files themselves: the tokens have no velocity): per
   instrument group, the velocity distribution, how much a song's level varies, and the metric
   accents. Read by music/dynamics.py.
@@ -21,9 +23,15 @@ import miditoolkit
 import numpy as np
 
 from vbgm_core.files import atomic_path
-from vbgm_core.music.harmony import PHRASE_BARS, estimate_key, label_chord
+from vbgm_core.music.harmony import (
+    COLOUR_CATEGORIES,
+    PHRASE_BARS,
+    colour_categories,
+    estimate_key,
+    label_chord,
+)
 from vbgm_core.music.instruments import GROUP_ID, GROUPS, group_of
-from vbgm_core.music.tokenizer import BAR, BEAT_T, NOTE, TICKS_PER_BAR
+from vbgm_core.music.tokenizer import BAR, BEAT_T, NOTE, TICKS_PER_BAR, TICKS_PER_BEAT
 from vbgm_core.training.data import TokenDataset
 
 ASSETS = Path(__file__).resolve().parents[1] / "vbgm_core" / "assets"
@@ -42,8 +50,10 @@ def song_notes(tokens):
 
 
 def harmony(ds):
+    """Per genre (and "all"): modes, tonics and 4-bar progressions, and the chord colour."""
     per_genre = defaultdict(lambda: {"modes": Counter(), "tonic": defaultdict(Counter),
-                                     "progressions": defaultdict(Counter)})
+                                     "progressions": defaultdict(Counter),
+                                     "colour": np.zeros((2, 2, len(COLOUR_CATEGORIES)))})
     for row in ds.index:
         if row["split"] != "train":
             continue
@@ -59,10 +69,12 @@ def harmony(ds):
         bars = np.zeros((n_bars, 12))
         np.add.at(bars, (tick // TICKS_PER_BAR, pitch % 12), weight)
         degrees = [label_chord(b, tonic, mode) for b in bars]
+        colour = chord_colour(tick, group, pitch, degrees, tonic, mode)
         for g in (row["genre"], "all"):
             stats = per_genre[g]
             stats["modes"][mode] += 1
             stats["tonic"][mode][tonic] += 1
+            stats["colour"] += colour
             for start in range(0, n_bars - PHRASE_BARS + 1, PHRASE_BARS):
                 phrase = tuple(degrees[start:start + PHRASE_BARS])
                 if -1 not in phrase:
@@ -76,10 +88,35 @@ def harmony(ds):
                                      stats["progressions"][m].most_common(TOP_PROGRESSIONS)]
                                  for m in ("major", "minor")}}
 
-    return {"source": f"{ds.meta['source']}: train split, keys by Krumhansl-Kessler profiles, "
-                      "chords = best diatonic triad per bar (scripts/export_style_stats.py)",
-            "all": export(per_genre.pop("all")),
-            "genres": {g: export(s) for g, s in sorted(per_genre.items())}}
+    def export_colour(stats):
+        c = stats["colour"]
+        return {"songs": sum(stats["modes"].values()),
+                **{role: {beat: (c[r, b] / c[r, b].sum()).round(4).tolist()
+                          for b, beat in ((1, "on"), (0, "off"))}
+                   for r, role in enumerate(("bass", "other"))}}
+
+    source = f"{ds.meta['source']}: train split, keys by Krumhansl-Kessler profiles, chords = " \
+             "best diatonic triad per bar (scripts/export_style_stats.py)"
+    everything = per_genre.pop("all")
+    return {"source": source, "all": export(everything),
+            "genres": {g: export(s) for g, s in sorted(per_genre.items())},
+            "colour": {"source": f"{source}; share of pitched note onsets per category",
+                       "categories": list(COLOUR_CATEGORIES), "all": export_colour(everything),
+                       "genres": {g: export_colour(s) for g, s in sorted(per_genre.items())}}}
+
+
+def chord_colour(tick, group, pitch, degrees, tonic, mode):
+    """A song's pitched note onsets counted by role (bass, other), beat position (off, on) and
+    ``harmony.COLOUR_CATEGORIES`` against its bar's chord (issue 23: the pitch prior's
+    colour): the root, third, fifth, diatonic seventh, the other scale tones, the tones outside
+    the key."""
+    counts = np.zeros((2, 2, len(COLOUR_CATEGORIES)))
+    table = {d: colour_categories(tonic, mode, d) for d in range(7)}
+    for t, g, p in zip(tick, group, pitch):
+        d = degrees[t // TICKS_PER_BAR]
+        if d >= 0:
+            counts[int(g != GROUP_ID["bass"]), int(t % TICKS_PER_BEAT == 0), table[d][p % 12]] += 1
+    return counts
 
 
 def dynamics(ds, midi_root):

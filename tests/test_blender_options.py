@@ -19,7 +19,8 @@ bpy = pytest.importorskip("bpy", reason="bpy not installed: run with .venv-blend
 # Core option -> the panel property that sets it. Tempo is two: Auto/BPM and the BPM.
 SHOWN = {"genre": "genre", "instruments": "instruments", "control": "control",
          "tempo": "tempo_bpm", "seed": "seed", "key": "key", "mode": "mode",
-         "min_density": "min_density", "loudness": "loudness", "mix": "mix",
+         "min_density": "min_density", "repetition": "repetition", "loudness": "loudness",
+         "mix": "mix",
          "music_gain_db": "music_gain_db", "original_gain_db": "original_gain_db",
          "duck_depth_db": "duck_depth_db", "duck_attack_s": "duck_attack_s",
          "duck_release_s": "duck_release_s"}
@@ -85,7 +86,8 @@ def test_every_core_option_is_on_the_panel_or_left_out_on_purpose(specs, setting
 
 def test_numbers_have_the_cores_defaults_and_stay_in_its_range(specs, settings):
     numbers = [o for o, p in SHOWN.items() if rna(p).type in ("FLOAT", "INT")]
-    assert set(numbers) == {"control", "tempo", "seed", "min_density", "loudness", "music_gain_db",
+    assert set(numbers) == {"control", "tempo", "seed", "min_density", "repetition", "loudness",
+                            "music_gain_db",
                             "original_gain_db", "duck_depth_db", "duck_attack_s", "duck_release_s"}
     for option in numbers:
         spec, prop = specs[option], rna(SHOWN[option])

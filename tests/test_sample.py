@@ -15,9 +15,12 @@ from hypothesis import strategies as st
 from vbgm_core.errors import Cancelled, InputError
 from vbgm_core.model.cmt import CMT
 from vbgm_core.model.config import load_config
+from vbgm_core.music import sampler as sampler_module
+from vbgm_core.music.form import FormPlan
 from vbgm_core.music.harmony import SCALES, HarmonyPlan
 from vbgm_core.music.instruments import GROUP_ID
 from vbgm_core.music.sampler import (
+    PASSING_TICKS,
     PITCH_RANGE,
     ControlledSampler,
     Sampling,
@@ -44,7 +47,7 @@ def model():
     return CMT(dataclasses.replace(cfg, n_genres=2)).eval()
 
 
-targets_strategy = st.integers(1, 2).flatmap(lambda n: st.builds(
+targets_strategy = st.integers(1, 3).flatmap(lambda n: st.builds(
     Targets, st.just(n), st.lists(st.integers(0, 16), min_size=n, max_size=n),
     st.dictionaries(st.integers(0, 16 * n - 1), st.integers(1, 24), max_size=6)))
 
@@ -53,10 +56,11 @@ targets_strategy = st.integers(1, 2).flatmap(lambda n: st.builds(
 @given(targets=targets_strategy, control=st.sampled_from([0.0, 0.5, 1.0]),
        instruments=st.sampled_from([["drums"], ["bass"], ["piano", "strings"],
                                     ["drums", "piano", "guitar", "bass", "strings"]]),
-       seed=st.integers(0, 99))
-def test_every_generation_is_valid_and_exactly_long(model, targets, control, instruments, seed):
-    tokens = ControlledSampler(model, 1, instruments, control, seed,
-                               min_density=MIN_DENSITY).generate(targets)
+       seed=st.integers(0, 99), repetition=st.sampled_from([0.0, 1.0]))
+def test_every_generation_is_valid_and_exactly_long(model, targets, control, instruments, seed,
+                                                     repetition):
+    tokens = ControlledSampler(model, 1, instruments, control, seed, min_density=MIN_DENSITY,
+                               repetition=repetition).generate(targets)
     assert tokens_errors(tokens) == []
     assert (tokens[:, 0] == BAR).sum() == targets.n_bars and tokens[-1, 0] == EOS
     notes = tokens[tokens[:, 0] == NOTE]
@@ -139,9 +143,11 @@ def test_lower_temperature_narrows_the_choices(model):
 
 
 def _out_of_key(tokens, plan):
+    """Share of the pitched note time outside the plan's key (as metrics.quality measures)."""
     notes = tokens[(tokens[:, 0] == NOTE) & (tokens[:, 4] != GROUP_ID["drums"])]
     scale = {(plan.tonic + pc) % 12 for pc in SCALES[plan.mode]}
-    return np.mean([(p - 1) % 12 not in scale for p in notes[:, 5]])
+    outside = np.array([(p - 1) % 12 not in scale for p in notes[:, 5]])
+    return notes[outside, 6].sum() / notes[:, 6].sum()
 
 
 def test_harmony_prior_keeps_to_the_key_without_a_mask(model):
@@ -177,3 +183,142 @@ def test_calm_bars_hold_their_notes(model):
             Targets(4, [density] * 4, {}))
         return tokens[tokens[:, 0] == NOTE, 6].mean()
     assert mean_duration(3) > mean_duration(16) + 2
+
+
+# ---------------------------------------------------------------- re-use (issue 23)
+
+def _bars(tokens, drums):
+    """Per bar, the set of (16th in bar, instrument, pitch) of the drums or the pitched notes."""
+    bars, tick = [], 0
+    for row in tokens.tolist():
+        if row[0] == BAR:
+            bars.append(set())
+        elif row[0] == 2:
+            tick = row[1] - 1
+        elif row[0] == NOTE and (row[4] == GROUP_ID["drums"]) == drums:
+            bars[-1].add((tick, row[4], row[5]))
+    return bars
+
+
+def _jaccard(a, b):
+    return len(a & b) / len(a | b) if a | b else 0.0
+
+
+STEADY = Targets(6, [4] * 6, {})     # a steady picture: phrases of 4 + 2 bars, the 2 return
+
+
+def test_repeated_bars_reuse_their_source(model):
+    """Drums: bars 2 and 4 lean on bar 0, bar 5 on bar 1 (the groove); pitched: bars 4-5 replay
+    bars 0-1 (a returning phrase). With repetition 1 they match their sources far more than the
+    free sampler's."""
+    form = FormPlan.choose(6, STEADY.densities, seed=0)
+    assert form.pitched_source[4:] == [0, 1] and form.pitched_source[2] == 0
+
+    def matches(repetition):
+        drums, pitched = [], []
+        for seed in range(2):
+            tokens = ControlledSampler(model, 0, ["drums", "piano"], 1.0, seed,
+                                       harmony=None, repetition=repetition,
+                                       form=form).generate(STEADY)
+            d, p = _bars(tokens, True), _bars(tokens, False)
+            # (bar 3 fills before the return: its drums are free)
+            drums += [_jaccard(d[2], d[0]), _jaccard(d[4], d[0]), _jaccard(d[5], d[1])]
+            pitched += [_jaccard(p[4], p[0]), _jaccard(p[5], p[1])]
+        return np.mean(drums), np.mean(pitched)
+    free_drums, free_pitched = matches(0.0)
+    drums, pitched = matches(1.0)
+    assert drums > 0.7 and drums > free_drums + 0.5, (drums, free_drums)
+    assert pitched > 0.7 and pitched > free_pitched + 0.5, (pitched, free_pitched)
+
+
+def test_reuse_is_seeded_and_keeps_the_controls(model):
+    targets = Targets(5, [6, 9, 12, 9, 4], {3: 5, 20: 2, 37: 7, 70: 3})
+    runs = [ControlledSampler(model, 0, ["drums", "piano", "bass"], 1.0, s, repetition=1.0,
+                              min_density=MIN_DENSITY).generate(targets) for s in (1, 1, 2)]
+    assert np.array_equal(runs[0], runs[1]) and not np.array_equal(runs[0], runs[2])
+    for tokens in runs:        # at C = 1 every density and visual beat is the video's
+        assert tokens_errors(tokens) == []
+        assert bar_densities(tokens).tolist() == targets.densities
+        got = {int(t): int(s) for t, s in onset_strengths(tokens)}
+        assert all(got[t] == s for t, s in targets.beats.items())
+
+
+def test_repetition_zero_is_the_free_sampler(model):
+    """r = 0 takes no form and adds nothing: the tokens are those of a sampler without a form."""
+    targets = Targets(3, [6] * 3, {5: 3})
+    free = ControlledSampler(model, 0, ["drums", "piano"], 0.7, 3, form=None).generate(targets)
+    zero = ControlledSampler(model, 0, ["drums", "piano"], 0.7, 3, repetition=0.0,
+                             form=FormPlan.choose(3, [6] * 3))
+    assert np.array_equal(zero.generate(targets), free) and zero.form_plan is None
+    auto = ControlledSampler(model, 0, ["drums", "piano"], 0.7, 3, repetition=0.5)
+    auto.generate(targets)
+    assert auto.form_plan == FormPlan.for_targets(targets, 3)
+
+
+def test_a_reroll_reuses_the_kept_bars(model):
+    """The kept bars of a re-roll are re-used like generated ones: the groove carries on."""
+    form = FormPlan.choose(6, STEADY.densities, seed=0)
+    take = ControlledSampler(model, 0, ["drums", "piano"], 1.0, 5, harmony=None,
+                             repetition=1.0, form=form).generate(STEADY)
+    prefix = take[:int(np.flatnonzero(take[:, 0] == BAR)[2])]        # its first two bars
+    scores = []
+    for seed in range(2):
+        tokens = ControlledSampler(model, 0, ["drums", "piano"], 1.0, 10 + seed, harmony=None,
+                                   repetition=1.0, form=form).generate(STEADY, prefix=prefix)
+        assert np.array_equal(tokens[:len(prefix)], prefix)
+        d = _bars(tokens, True)
+        scores.append(_jaccard(d[2], d[0]))
+    assert np.mean(scores) > 0.7
+
+
+def test_sparse_bars_sound_chords(model, monkeypatch):
+    """In sparse bars the onsets without a visual beat lean towards >= 3 notes (calm is held
+    chords, not lone notes); a visual beat's strength is left to the video."""
+    targets = Targets(4, [3] * 4, {})
+
+    def notes_per_onset():
+        tokens = ControlledSampler(model, 0, ["piano", "strings"], 1.0, 1,
+                                   harmony=None).generate(targets)
+        return (tokens[:, 0] == NOTE).sum() / (tokens[:, 0] == 2).sum()
+    full = notes_per_onset()
+    monkeypatch.setattr(sampler_module, "CALM_CHORD", 0.0)
+    assert full > notes_per_onset() + 1 and full >= 3
+
+
+def test_notes_outside_the_key_are_short(model):
+    """A note outside the plan's key is a passing tone: short, whatever the model wanted."""
+    plan = HarmonyPlan(0, "major", 4, [(0, 0)])
+    tokens = ControlledSampler(model, 0, ["piano"], 1.0, 0, harmony=plan).generate(
+        Targets(4, [12] * 4, {}))
+    notes = tokens[tokens[:, 0] == NOTE]
+    short = notes[:, 6] <= PASSING_TICKS
+    outside = np.array([not plan.in_key(p - 1) for p in notes[:, 5]])
+    assert outside.sum() >= 5 and (~outside).sum() >= 5
+    assert short[outside].mean() > short[~outside].mean() + 0.3
+
+
+def test_the_scorer_passes_repetition_and_ends_on_the_tonic(model):
+    """Scorer.generate hands ``repetition`` and the rhythm's form to the sampler, the harmony
+    plan it reports follows the same form, and the finished MIDI ends on the tonic triad."""
+    from vbgm_core.metrics.quality import final_chord, is_tonic_chord
+    from vbgm_core.music.harmony import plan_from_midi
+    from vbgm_core.scorer import Scorer
+    from vbgm_core.video.rhythm import Bar, VideoRhythm
+
+    scorer = Scorer(model, {"genres": ["pop", "rock"]}, "random.safetensors")
+    rhythm = VideoRhythm(12.0, 25.0, 120.0, 6, [Bar(2.0 * i, 0.1, 6) for i in range(6)], [], [])
+    runs = {}
+    for repetition in (0.0, 1.0):
+        options = ScoreOptions(genre="pop", seed=4, control=1.0, instruments="drums,piano",
+                               repetition=repetition)
+        tokens, midi = scorer.generate(rhythm, options)
+        plan = scorer.harmony_plan(rhythm, options)
+        form = FormPlan.for_rhythm(rhythm, 4) if repetition else None
+        assert plan == HarmonyPlan.for_rhythm(rhythm, "pop", 4, form=form)
+        per_tick = midi.ticks_per_beat // 4
+        assert [(t // per_tick, name) for t, name in plan_from_midi(midi)] == \
+            [(t, plan.chord_name(d)) for t, d in plan.changes]
+        assert is_tonic_chord(final_chord(midi), plan.tonic, plan.mode)
+        runs[repetition] = _bars(tokens, True)
+    groove = [np.mean([_jaccard(d[b], d[b - 2]) for b in (2, 4)]) for d in runs.values()]
+    assert groove[1] > groove[0] + 0.4, groove

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 import subprocess
 
 import miditoolkit
@@ -10,6 +11,7 @@ import pytest
 from vbgm_core.api import score_video
 from vbgm_core.cli import main
 from vbgm_core.media import media_duration
+from vbgm_core.music.instruments import GROUPS, track_group
 from vbgm_core.music.tokenizer import CPTokenizer, bar_densities, tokens_errors
 from vbgm_core.video.rhythm import analyze_video
 
@@ -47,7 +49,10 @@ def test_score_cli_end_to_end(sample_clip, tiny_model, tmp_path):
     assert r["metrics"]["length_error_s"] <= 0  # the music never runs past the video
     assert (tmp_path / "score.png").stat().st_size > 10_000
     stems = sorted(p.name for p in (tmp_path / "stems").glob("*.wav"))  # + vbgm's .vbgm-output
-    assert stems and stems == sorted(f"{i.name}.wav" for i in music.instruments)
+    # one stem a track, named by the group and the program it played ("guitar_distortion_guitar")
+    names = [re.sub(r"[^a-z0-9]+", "_", i.name.lower()).strip("_") for i in music.instruments]
+    assert stems and stems == sorted(f"{n}.wav" for n in names)
+    assert all(n.split("_")[0] in GROUPS for n in names)
     assert hashlib.md5(sample_clip.read_bytes()).hexdigest() == source_md5  # source untouched
 
 
@@ -84,7 +89,7 @@ def test_same_seed_same_bytes_other_seed_other_music(sample_clip, tiny_model, rh
 def test_instruments_and_genre_are_honoured(sample_clip, tiny_model, rhythm):
     result = score_video(sample_clip, model=tiny_model, instruments=["piano", "bass"],
                          rhythm=rhythm, render=False, genre="pop")
-    assert {i.name for i in result.midi.instruments} <= {"piano", "bass"}
+    assert {track_group(i) for i in result.midi.instruments} <= {"piano", "bass"}
     assert result.audio is None
     decoded = CPTokenizer().decode(result.tokens, rhythm.tempo_bpm)
     assert decoded.tempo_changes[0].tempo == pytest.approx(rhythm.tempo_bpm)

@@ -153,6 +153,12 @@ class ScoreOptions:
     min_density: int = field(default=3, metadata=_flag(
         "fewest onsets in any bar, so that calm footage gets calm music rather than silence "
         "(default 3; 0 lets bars be as sparse as the video says)", "N", low=0, high=16))
+    # Real songs repeat: a groove, phrases that come back (issue 23; docs/MUSIC.md has the
+    # measured choice of the default).
+    repetition: float = field(default=1.0, metadata=_flag(
+        "how much the music repeats itself, 0..1: the drums keep a groove and phrases come back "
+        "when the picture does (default 1; lower for more variety, 0 = the model's free "
+        "choices)", "R", low=0.0, high=1.0))
     # Below -40 LUFS the music is too quiet to judge or to mix; above -5 it cannot be loud
     # without the limiter crushing it.
     loudness: float = field(default=-14.0, metadata=_flag(

@@ -67,7 +67,8 @@ def list_names(executable, what, timeout=120):
 
 
 def score_command(executable, edit, wav, midi, *, genre=None, instruments=(), control=0.7,
-                  tempo=None, seed=0, key="auto", mode="auto", min_density=3, loudness=-14.0,
+                  tempo=None, seed=0, key="auto", mode="auto", min_density=3, repetition=1.0,
+                  loudness=-14.0,
                   duck_depth_db=None, duck_attack_s=None, duck_release_s=None, report=None,
                   continue_from=None, keep_until=None):
     """The `vbgm score` argument list (docs/DESIGN.md, CLI) for an edit list.
@@ -83,6 +84,7 @@ def score_command(executable, edit, wav, midi, *, genre=None, instruments=(), co
         seed: random seed.
         key, mode: the piece's key ("auto" or a pitch class) and mode ("auto", major, minor).
         min_density: fewest onsets in any bar.
+        repetition: how much the music repeats itself (a groove, returning phrases), 0..1.
         loudness: integrated loudness of the music, LUFS.
         duck_depth_db: None, or duck the music by this much (dB, <= 0) under the edit's
             speech: `--mix duck`, and the "done" event's report then carries the music's
@@ -103,7 +105,8 @@ def score_command(executable, edit, wav, midi, *, genre=None, instruments=(), co
     argv = [str(executable), "score", "--wav", str(wav), "--midi", str(midi),
             "--control", f"{control:g}", "--tempo", "auto" if tempo is None else f"{tempo:g}",
             "--seed", str(int(seed)), "--key", key, "--mode", mode,
-            "--min-density", str(int(min_density)), "--loudness", f"{loudness:g}",
+            "--min-density", str(int(min_density)), "--repetition", f"{repetition:g}",
+            "--loudness", f"{loudness:g}",
             "--progress", "jsonl"]
     if genre:
         argv += ["--genre", genre]

@@ -8,7 +8,14 @@ instruments`), read once in a background thread so that drawing never waits on a
 import threading
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
 from bpy.types import PropertyGroup
 
 from . import job, preferences
@@ -94,6 +101,10 @@ class VBGM_PG_settings(PropertyGroup):
     min_density: IntProperty(name="Min Density", default=3, min=0, max=16,
                              description="Fewest notes starting in any bar, so that calm footage "
                              "gets calm music rather than silence (0 = as sparse as the video says)")
+    repetition: FloatProperty(name="Repetition", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
+                              description="How much the music repeats itself: the drums keep a "
+                              "groove and phrases come back when the picture does (lower for "
+                              "more variety)")
     loudness: FloatProperty(name="Loudness (LUFS)", default=-14.0, min=-40.0, max=-5.0,
                             description="Integrated loudness of the music (-14 web video, "
                             "-23 broadcast)")
@@ -134,6 +145,7 @@ def take_options(settings):
             "instruments": sorted(settings.instruments), "control": settings.control,
             "tempo": settings.tempo_bpm if settings.tempo_mode == "BPM" else None,
             "key": settings.key, "mode": settings.mode, "min_density": settings.min_density,
+            "repetition": settings.repetition,
             "loudness": settings.loudness,
             "duck_depth_db": settings.duck_depth_db if settings.mix == "DUCK" else None,
             "duck_attack_s": settings.duck_attack_s if settings.mix == "DUCK" else None,

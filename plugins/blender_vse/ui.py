@@ -43,6 +43,7 @@ class VBGM_PT_score(Panel):
         row.prop(settings, "key")
         row.prop(settings, "mode", text="")
         layout.prop(settings, "min_density")
+        layout.prop(settings, "repetition")
         layout.prop(settings, "loudness")
 
         col = layout.column(heading="Sound")

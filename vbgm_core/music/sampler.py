@@ -18,6 +18,17 @@ What makes it sound like music rather than the model's raw choices (issue 15, do
 - calm is not silence: no bar is thinner than ``min_density`` onsets (a still picture maps every
   bar to the lowest densities, which thinned the music to single hits with multi-second gaps),
   and in calm bars pitched notes lean towards long, held durations.
+
+Groove and form (issue 23, docs/MUSIC.md): the model on its own hardly repeats itself, real
+songs do. With ``repetition`` r > 0 a form plan (music/form.py) names, per bar, the earlier bar
+whose pitched notes come back, and the drums keep a groove: each bar's drums lean towards those
+of the bar two back (one back for the second bar), except in the plan's fills (phrase ends, cuts,
+strong visual beats). The bar's template (those drums, the source bar's pitched notes moved to
+the current chord by ``HarmonyPlan.transpose``, the reference bar's onset ticks and density) is
+not copied: every choice the template speaks to gets r x a logit bonus (``REUSE``) on the
+template's value, added to the model's logits with the other priors, so the density control,
+the grammar masks and the harmony prior still hold, the model still chooses, and every token
+is fed through it as before. r = 0 is the free sampler, token for token.
 """
 
 from dataclasses import dataclass, field
@@ -26,6 +37,7 @@ import numpy as np
 import torch
 
 from ..errors import Cancelled
+from .form import FormPlan
 from .harmony import HarmonyPlan
 from .instruments import GROUP_ID, GROUPS
 from .sampling import Sampling
@@ -56,6 +68,27 @@ PLAUSIBLE = 0.1
 CALM_DENSITY = 6
 CALM_HOLD = 2.0
 HOLD_TICKS = 8
+# Bars at or below SPARSE_DENSITY: their onsets (where no visual beat sets the strength) get up
+# to CALM_CHORD logits on at least CALM_NOTES notes, so a sparse bar sounds chords, not lone
+# notes (issue 23: a still picture's bars held 4 pitched notes and 2.5 pitch classes, real
+# songs' 36 and 5.2; the palette cannot be wide with two notes a bar).
+SPARSE_DENSITY = 10
+CALM_CHORD = 6.0
+CALM_NOTES = 3
+
+# Re-use (issue 23): logit bonus, at repetition 1, for the template's choice of each attribute.
+# "next" is the first template tick still ahead (so ticks are not skipped); "other" goes to the
+# template's later ticks/notes at this point; "extra_drums" (negative) to drums where the groove
+# has none (a busier bar's extra onsets go to the pitched parts); "fill" to snare and toms in a
+# fill. Chosen by measurement (docs/MUSIC.md).
+REUSE = {"density": 9.0, "tick": 9.0, "next": 6.0, "strength": 9.0, "instrument": 12.0,
+         "pitch": 15.0, "duration": 9.0, "other": 0.5, "extra_drums": -12.0, "fill": 1.5}
+FILL_KIT = (38, 40, 41, 43, 45, 47, 48, 50)   # GM snares and toms
+# A pitched note outside the plan's key is a passing tone: durations up to PASSING_TICKS get
+# PASSING_SHORT logits (real songs' 3-4% of note time out of scale is mostly short notes).
+PASSING_SHORT = 3.0
+PASSING_TICKS = 2
+DRUMS = GROUP_ID["drums"]
 
 
 @dataclass
@@ -115,17 +148,27 @@ class ControlledSampler:
         harmony: a :class:`HarmonyPlan` for the piece; ``"auto"`` draws one at ``generate``
             from all genres' statistics and the seed; None turns the pitch prior off.
         min_density: fewest onsets in any bar (0 = as sparse as the video and model say).
+        repetition: 0..1, how strongly each bar re-uses its template (the groove, a returning
+            phrase); 0 = free sampling, exactly as without it.
+        form: a :class:`FormPlan`; ``"auto"`` builds one at ``generate`` from the targets and
+            the seed; None keeps the groove but returns no phrases.
 
-    After ``generate``, ``plan`` is the HarmonyPlan used (None without one).
+    After ``generate``, ``plan`` is the HarmonyPlan used (None without one) and ``form_plan``
+    the FormPlan (None at repetition 0).
     """
 
     def __init__(self, model, genre, instruments, control, seed, sampling=None, timing=True,
-                 pitch_range=None, harmony="auto", min_density=0):
+                 pitch_range=None, harmony="auto", min_density=0, repetition=0.0, form="auto"):
         # Users' values are checked once, in options.ScoreOptions; here only the contract.
         assert 0.0 <= control <= 1.0, control
         assert instruments and set(instruments) <= set(GROUPS), instruments
         assert 0 <= min_density <= TICKS_PER_BAR, min_density
         assert harmony is None or harmony == "auto" or isinstance(harmony, HarmonyPlan), harmony
+        assert 0.0 <= repetition <= 1.0, repetition
+        assert form is None or form == "auto" or isinstance(form, FormPlan), form
+        self.repetition = float(repetition)
+        self.form = form
+        self.form_plan = None
         self.model = model
         self.group_ids = sorted(GROUP_ID[i] for i in instruments)
         self.control = control
@@ -173,7 +216,7 @@ class ControlledSampler:
             cancel: optional callable() → True to stop (raises Cancelled).
             prefix: tokens of the piece's first bars, kept as they are (a re-roll, reroll.py):
                 the model runs through them, and sampling continues from the state they
-                leave.
+                leave (and, with repetition, re-uses them like any earlier bar).
 
         Returns:
             (N, 7) int64 tokens ending with EOS, valid under ``tokens_errors``.
@@ -183,6 +226,11 @@ class ControlledSampler:
         self.plan = self.harmony
         if self.harmony == "auto":
             self.plan = HarmonyPlan.choose(None, targets.n_bars, targets.cuts, self.seed)
+        self.form_plan = None
+        if self.repetition > 0:
+            self.form_plan = (FormPlan.for_targets(targets, self.seed) if self.form == "auto"
+                              else self.form)
+        memory = _Memory()
         batch = len(self.genres)
         mask = [1.0 if GROUP_ID[g] in self.group_ids else 0.0 for g in GROUPS]
         state = model.start(torch.tensor(self.genres), torch.tensor([mask] * batch))
@@ -199,9 +247,12 @@ class ControlledSampler:
             for row, beat_index in zip(prefix.tolist(), token_positions(prefix)[0].tolist()):
                 emit(row, beat_index)
             first = int((prefix[:, 0] == BAR).sum())
+            memory.record(tokens, 0, self._fills)
         for bar in range(first, targets.n_bars):
             if cancel is not None and cancel():
                 raise Cancelled("generation cancelled")
+            start = len(tokens)
+            template = self._template(memory, bar)
             # Visual beats of this bar that the control keeps (each with probability C).
             forced = {tick - bar * TICKS_PER_BAR: s for tick, s in sorted(targets.beats.items())
                       if bar * TICKS_PER_BAR <= tick < (bar + 1) * TICKS_PER_BAR
@@ -209,11 +260,13 @@ class ControlledSampler:
             logits = self._logits(state, BAR)
             allowed = np.zeros(TICKS_PER_BAR + 2, bool)
             allowed[1 + len(forced):] = True  # room for the forced beats
-            density = self._pick(logits, "density", allowed) - 1
+            density = self._pick(logits, "density", allowed,
+                                 template and template.density_bias(self.repetition)) - 1
             if targets.densities is not None and rng.random() < self.control:
                 density = targets.densities[bar]
             density = min(max(density, len(forced), self.min_density), TICKS_PER_BAR)
             calm = max(0.0, (CALM_DENSITY - density) / CALM_DENSITY)
+            sparse = max(0.0, (SPARSE_DENSITY - density) / SPARSE_DENSITY)
             emit([BAR, 0, density + 1, 0, 0, 0, 0], bar * 4)
 
             last = -1
@@ -226,7 +279,8 @@ class ControlledSampler:
                     allowed = np.zeros(TICKS_PER_BAR + 1, bool)
                     hi = TICKS_PER_BAR - left  # leave a tick for each beat still due
                     allowed[last + 2:hi + 2] = True
-                    tick = self._pick(logits, "beat", allowed) - 1
+                    tick = self._pick(logits, "beat", allowed,
+                                      template and template.tick_bias(last, self.repetition)) - 1
                     if pending and tick >= pending[0]:
                         tick = pending[0]  # at or after a visual beat: onto the visual beat
                 if tick in forced:
@@ -234,20 +288,81 @@ class ControlledSampler:
                 else:
                     allowed = np.zeros(MAX_STRENGTH + 1, bool)
                     allowed[1:] = True
-                    strength = self._pick(logits, "strength", allowed)
+                    # a visual beat's strength is the video's to set (with probability C)
+                    # or the model's: neither the template nor calm chords lean on it
+                    visual = bar * TICKS_PER_BAR + tick in targets.beats
+                    bias = None if template is None or visual else \
+                        template.strength_bias(tick, self.repetition)
+                    if sparse > 0 and not visual:
+                        full = np.where(np.arange(MAX_STRENGTH + 1) >= CALM_NOTES,
+                                        CALM_CHORD * sparse, 0.0)
+                        bias = full if bias is None else bias + full
+                    strength = self._pick(logits, "strength", allowed, bias)
                 last = tick
                 beat_index = (bar * TICKS_PER_BAR + tick) // TICKS_PER_BEAT
                 emit([BEAT_T, tick + 1, left + 1, strength, 0, 0, 0], beat_index)
-                self._notes(state, strength, beat_index, emit, bar * TICKS_PER_BAR + tick, calm)
+                self._notes(state, strength, beat_index, emit, bar * TICKS_PER_BAR + tick, calm,
+                            template)
+            memory.record(tokens, start, self._fills)
             if progress is not None:
                 progress((bar + 1) / targets.n_bars)
         tokens.append([EOS, 0, 0, 0, 0, 0, 0])
         return np.array(tokens, dtype=np.int64)
 
-    def _notes(self, state, strength, beat_index, emit, tick, calm):
+    def _fills(self, bar):
+        """Ticks of ``bar`` where the drums leave the groove (the form plan's fills)."""
+        plan = self.form_plan
+        return plan.fills[bar] if plan is not None and bar < plan.n_bars else ()
+
+    def _template(self, memory, bar):
+        """What ``bar`` re-uses (a :class:`_Template`), or None (repetition 0, or nothing to
+        re-use yet)."""
+        if self.repetition <= 0 or not memory.bars:
+            return None
+        fills = set(self._fills(bar))
+        groove = memory.groove[bar % 2] or memory.groove[(bar - 1) % 2]
+        drums = {t: [(DRUMS, p, 1) for p in pitches] for t, pitches in (groove or {}).items()
+                 if t not in fills} if DRUMS in self.group_ids else {}
+        source = self.form_plan.pitched_source[bar] if self.form_plan is not None else -1
+        pitched = {}
+        if 0 <= source < len(memory.bars):
+            for tick, inst, pitch, duration in memory.bars[source].notes:
+                if inst == DRUMS or inst not in self.group_ids:
+                    continue
+                if self.plan is not None:
+                    pitch = self.plan.transpose(pitch, source * TICKS_PER_BAR + tick,
+                                                bar * TICKS_PER_BAR + tick)
+                lo, hi = self.pitch_range[GROUPS[inst - 1]]
+                while pitch > hi and pitch - 12 >= lo:
+                    pitch -= 12
+                while pitch < lo and pitch + 12 <= hi:
+                    pitch += 12
+                pitched.setdefault(tick, {}).setdefault((inst, pitch), duration)
+        # the bar whose onset ticks and density this one leans towards: the pitched source,
+        # else the bar two back (one back for the second bar), like the groove
+        reference = memory.bars[source if 0 <= source < len(memory.bars) else
+                                len(memory.bars) - (2 if len(memory.bars) >= 2 else 1)]
+        notes = {}
+        for tick in set(drums) | set(pitched):
+            notes[tick] = sorted(drums.get(tick, []) + [(i, p, d) for (i, p), d in
+                                                        pitched.get(tick, {}).items()])
+        # how many notes each tick asks for: the template's, or with the pitched part free,
+        # the groove's drums plus the reference bar's pitched count
+        counts = {}
+        for tick in set(notes) | set(reference.ticks):
+            pitched_count = len(pitched.get(tick, {})) if source >= 0 else \
+                reference.pitched_counts.get(tick, 0)
+            counts[tick] = len(drums.get(tick, [])) + pitched_count
+        return _Template(notes=notes, counts=counts, density=reference.density,
+                         ticks=sorted(set(notes) | set(reference.ticks)),
+                         groove=bool(drums), fills=fills)
+
+    def _notes(self, state, strength, beat_index, emit, tick, calm, template=None):
         """Emit ``strength`` notes in strictly increasing (instrument, pitch) order, at absolute
-        16th ``tick``, in a bar whose calm (0..1) favours held notes."""
+        16th ``tick``, in a bar whose calm (0..1) favours held notes; ``template`` (or None)
+        leans the choices towards the notes it holds at this tick."""
         last_inst, last_pitch = 0, -1
+        r = self.repetition
         for left in range(strength, 0, -1):
             logits = self._logits(state, NOTE)
             room = {g: self._pitch_mask(g, last_pitch if g == last_inst else -1)
@@ -257,7 +372,10 @@ class ControlledSampler:
             allowed = np.zeros(len(GROUPS) + 1, bool)
             for g, mask in room.items():
                 allowed[g] = mask.any() and mask.sum() + later[g] >= left
-            inst = self._pick(logits, "instrument", allowed)
+            ahead = template.ahead(tick % TICKS_PER_BAR, last_inst, last_pitch) \
+                if template is not None else None
+            inst = self._pick(logits, "instrument", allowed, None if template is None else
+                              template.instrument_bias(tick % TICKS_PER_BAR, ahead, r))
             mask = room[inst].copy()
             keep_free = left - 1 - later[inst]  # top pitches kept for this instrument's next notes
             if keep_free > 0:
@@ -265,6 +383,10 @@ class ControlledSampler:
             prior = None
             if self.plan is not None:
                 prior = np.concatenate([[0.0], self.plan.pitch_prior(GROUPS[inst - 1], tick)])
+            if ahead is not None:
+                bias = template.pitch_bias(tick % TICKS_PER_BAR, ahead, inst, r)
+                if bias is not None:
+                    prior = bias if prior is None else prior + bias
             pitch = self._pick(logits, "pitch", np.concatenate([[False], mask]), prior) - 1
             if inst == GROUP_ID["drums"]:
                 duration = 1
@@ -272,8 +394,16 @@ class ControlledSampler:
                 n_durations = logits["duration"].shape[-1]
                 allowed = np.ones(n_durations, bool)
                 allowed[0] = False
-                hold = np.where(np.arange(n_durations) >= HOLD_TICKS, CALM_HOLD * calm, 0.0)
-                duration = self._pick(logits, "duration", allowed, hold if calm > 0 else None)
+                hold = np.where(np.arange(n_durations) >= HOLD_TICKS, CALM_HOLD * calm, 0.0) \
+                    if calm > 0 else None
+                if ahead is not None:
+                    bias = template.duration_bias(ahead, inst, pitch, n_durations, r)
+                    if bias is not None:
+                        hold = bias if hold is None else hold + bias
+                if self.plan is not None and not self.plan.in_key(pitch):
+                    short = np.where(np.arange(n_durations) <= PASSING_TICKS, PASSING_SHORT, 0.0)
+                    hold = short if hold is None else hold + short
+                duration = self._pick(logits, "duration", allowed, hold)
             emit([NOTE, 0, 0, 0, inst, pitch + 1, duration], beat_index)
             last_inst, last_pitch = inst, pitch
 
@@ -283,3 +413,139 @@ class ControlledSampler:
         lo, hi = self.pitch_range[GROUPS[group_id - 1]]
         mask[max(lo, above + 1):hi + 1] = True
         return mask
+
+
+@dataclass
+class _Bar:
+    """A generated bar, as the sampler re-uses it: its notes ``(tick in bar, instrument,
+    pitch, duration)``, its density, its onset ticks and each tick's pitched note count."""
+
+    notes: list
+    density: int
+
+    @property
+    def ticks(self):
+        return sorted({n[0] for n in self.notes})
+
+    @property
+    def pitched_counts(self):
+        counts = {}
+        for tick, inst, _, _ in self.notes:
+            if inst != DRUMS:
+                counts[tick] = counts.get(tick, 0) + 1
+        return counts
+
+
+class _Memory:
+    """The bars generated so far and the drum groove: one drum pattern per bar parity (a
+    bar leans towards the bar two back). The first bar with drums of each parity sets it; later
+    bars change it only on its own ticks, outside fills, as they played them (the groove may
+    drift, but a busy bar's extra hits, a sparse bar's gaps and a fill do not become it)."""
+
+    def __init__(self):
+        self.bars = []
+        self.groove = [None, None]
+
+    def record(self, tokens, start, fills):
+        """Read the whole bars in ``tokens[start:]`` into the memory and fold each into the
+        groove (``fills(bar)``: the ticks it leaves alone)."""
+        first, tick = len(self.bars), 0
+        for row in tokens[start:]:
+            if row[0] == BAR:
+                self.bars.append(_Bar([], row[2] - 1))
+            elif row[0] == BEAT_T:
+                tick = row[1] - 1
+            elif row[0] == NOTE:
+                self.bars[-1].notes.append((tick, row[4], row[5] - 1, row[6]))
+        for bar in range(first, len(self.bars)):
+            self._fold(bar, set(fills(bar)))
+
+    def _fold(self, bar, fills):
+        drums = {}
+        for tick, inst, pitch, _ in self.bars[bar].notes:
+            if inst == DRUMS:
+                drums.setdefault(tick, []).append(pitch)
+        parity = bar % 2
+        if not self.groove[parity]:
+            self.groove[parity] = drums
+            return
+        played = set(self.bars[bar].ticks)
+        for tick in list(self.groove[parity]):
+            if tick in played and tick not in fills:
+                if tick in drums:
+                    self.groove[parity][tick] = drums[tick]
+                elif len(self.groove[parity]) > 1:
+                    del self.groove[parity][tick]
+
+
+@dataclass
+class _Template:
+    """What one bar re-uses, and the logit bonus it gives each choice (times the repetition
+    strength r): ``notes`` per tick, sorted ``(instrument, pitch, duration)``; ``counts`` the
+    notes each tick asks for; ``density`` and ``ticks`` the reference bar's."""
+
+    notes: dict
+    counts: dict
+    density: int
+    ticks: list
+    groove: bool     # the bar has a drum groove to keep
+    fills: set       # ticks where the drums are free
+
+    def density_bias(self, r):
+        bias = np.zeros(TICKS_PER_BAR + 2)
+        bias[self.density + 1] = r * REUSE["density"]
+        return bias
+
+    def tick_bias(self, last, r):
+        bias = np.zeros(TICKS_PER_BAR + 1)
+        ahead = [t for t in self.ticks if t > last]
+        for t in ahead:
+            bias[t + 1] = r * REUSE["tick"]
+        if ahead:
+            bias[ahead[0] + 1] += r * REUSE["next"]
+        return bias
+
+    def strength_bias(self, tick, r):
+        """The template's note count at ``tick``; a tick it does not have (a busier bar than
+        its reference) leans towards a single note."""
+        bias = np.zeros(MAX_STRENGTH + 1)
+        bias[min(max(self.counts.get(tick, 0), 1), MAX_STRENGTH)] = r * REUSE["strength"]
+        return bias
+
+    def ahead(self, tick, last_inst, last_pitch):
+        """The template's notes at ``tick`` still possible after (last_inst, last_pitch)."""
+        return [n for n in self.notes.get(tick, ()) if (n[0], n[1]) > (last_inst, last_pitch)]
+
+    def instrument_bias(self, tick, ahead, r):
+        bias = np.zeros(len(GROUPS) + 1)
+        for inst in {n[0] for n in ahead}:
+            bias[inst] = r * REUSE["other"] * REUSE["instrument"]
+        if ahead:
+            bias[ahead[0][0]] = r * REUSE["instrument"]
+        if self.groove and tick not in self.fills and DRUMS not in {n[0] for n in ahead}:
+            # a busier bar than its groove: the extra onsets go to the pitched parts
+            bias[DRUMS] += r * REUSE["extra_drums"]
+        return bias
+
+    def pitch_bias(self, tick, ahead, inst, r):
+        """Over the 129 pitch tokens (pitch + 1)."""
+        mine = [n[1] for n in ahead if n[0] == inst]
+        fill = inst == DRUMS and tick in self.fills
+        if not mine and not fill:
+            return None
+        bias = np.zeros(129)
+        for p in mine:
+            bias[p + 1] = r * REUSE["other"] * REUSE["pitch"]
+        if mine:
+            bias[mine[0] + 1] = r * REUSE["pitch"]
+        if fill:
+            bias[np.array(FILL_KIT) + 1] += r * REUSE["fill"]
+        return bias
+
+    def duration_bias(self, ahead, inst, pitch, n_durations, r):
+        for i, p, d in ahead:
+            if (i, p) == (inst, pitch) and d < n_durations:
+                bias = np.zeros(n_durations)
+                bias[d] = r * REUSE["duration"]
+                return bias
+        return None
