@@ -190,7 +190,6 @@ def test_every_program_the_asset_can_choose_is_in_fluidr3():
 def test_the_scorer_plays_the_genres_programs_and_says_which(sample_clip, tmp_path):
     """Through the real pipeline: each piece's tracks carry programs drawn from its genre (or
     the user's), the MIDI names them, the report lists them, and the stems are named by them."""
-    import json
     import subprocess
 
     from conftest import vbgm_command

@@ -12,12 +12,12 @@ import math
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from urllib.parse import unquote, urlsplit
 
 from ..errors import InputError, RenderError
+from ..media import media_url, run
 from ..video.frames import frame_rate
 
 # A file name extension, as opposed to the end of a name that holds a dot ("tech.fux (loop)").
@@ -143,27 +143,27 @@ def probe_media(path):
     """:class:`MediaInfo` of a media file (ffprobe).
 
     Raises:
-        ValueError: the file is not readable as video (no video stream, bad timecode...).
+        ValueError: the file is not readable as video (no video stream, bad timecode...); the
+            message starts with the file's name.
         RenderError: no ffprobe on this machine.
     """
     ffprobe = shutil.which("ffprobe")
     if ffprobe is None:
         raise RenderError("ffprobe not found (it comes with FFmpeg): it reads the media's start "
                           "timecodes")
+    name = Path(path).name
     entries = ("stream=codec_type,r_frame_rate,avg_frame_rate,duration:stream_tags=timecode:"
                "format=duration:format_tags=timecode")
-    # a file: URL, so that a name starting with "-" or holding "name:" is read as a file
-    proc = subprocess.run([ffprobe, "-v", "error", "-show_entries", entries, "-of", "json",
-                           "file:" + os.path.abspath(path)], capture_output=True, text=True,
-                          errors="replace", check=False)
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines()
-        raise ValueError(lines[-1] if lines else "ffprobe cannot read it")
-    facts = json.loads(proc.stdout or "{}")
+    try:
+        out = run([ffprobe, "-v", "error", "-show_entries", entries, "-of", "json",
+                   media_url(path)], name)
+    except RenderError as e:   # the file, not the tool, is at fault
+        raise ValueError(str(e)) from None
+    facts = json.loads(out or "{}")
     streams, fmt = facts.get("streams") or [], facts.get("format") or {}
     video = next((s for s in streams if s.get("codec_type") == "video"), None)
     if video is None:
-        raise ValueError("no video stream")
+        raise ValueError(f"{name}: no video stream")
     fps = snap_rate(frame_rate(video.get("r_frame_rate")) or frame_rate(video.get("avg_frame_rate")))
     try:
         duration = float(video.get("duration") or fmt.get("duration"))
@@ -172,4 +172,8 @@ def probe_media(path):
     # The start timecode: the video stream's tag, else the file's, else a timecode track's.
     tags = [video.get("tags") or {}, fmt.get("tags") or {}] + [s.get("tags") or {} for s in streams]
     timecode = next((t["timecode"] for t in tags if t.get("timecode")), None)
-    return MediaInfo(fps, duration, None if timecode is None else timecode_seconds(timecode, fps))
+    try:
+        start = None if timecode is None else timecode_seconds(timecode, fps)
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
+    return MediaInfo(fps, duration, start)

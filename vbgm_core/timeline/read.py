@@ -158,7 +158,9 @@ class _Media:
         if path not in self._info:
             try:
                 self._info[path] = probe_media(path)
-            except (OSError, ValueError) as e:
+            except OSError as e:
+                self._info[path] = f"{path.name}: {e.strerror or e}"
+            except ValueError as e:   # its message names the file
                 self._info[path] = str(e)
         return self._info[path]
 
@@ -192,7 +194,7 @@ def _segments(media, shots, heard, rate):
         path = media.find(shot.clip)
         info = media.info(path)
         if isinstance(info, str):
-            problems.append(f"{path.name}: {info}")
+            problems.append(info)
             continue
         start = info.timecode_s
         if start is None:  # the file lost its timecode (a transcode?): trust the timeline's

@@ -426,16 +426,108 @@ def _initial_weights(path, model_cfg, genres):
     return model.train(), {"path": str(path), "step": extra.get("step"), "init": extra.get("init")}
 
 
+class _Run:
+    """A training run's moving parts: the model (and its DDP wrapper), the optimizer and its
+    schedule, the step, the arithmetic; one step of training; what a checkpoint holds."""
+
+    def __init__(self, model, cfg, dist, payload, path):
+        self.model, self.cfg, self.dist = model.to(dist.device).train(), cfg, dist
+        self.optimizer = make_optimizer(model, cfg)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           lambda s: lr_factor(s, cfg))
+        self.step = 0
+        if payload:
+            try:
+                self.optimizer.load_state_dict(payload["optimizer"])
+                self.scheduler.load_state_dict(payload["scheduler"])
+            except (ValueError, KeyError, RuntimeError) as e:
+                raise ModelLoadError(f"{path}: optimizer state does not fit ({e})") from None
+            self.step = int(payload["step"])
+        self.net = model
+        if dist.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
+        self.bf16 = bf16_autocast(dist.device, cfg.precision)
+
+    def autocast(self):
+        return torch.autocast(self.dist.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def train_step(self, sampler):
+        """One optimizer step on a batch that depends only on (seed, step, rank), so a resumed
+        run repeats the loss curve. Returns (per-attribute losses, tokens seen by all ranks)."""
+        cfg, dist = self.cfg, self.dist
+        data_stream = torch.Generator().manual_seed(_step_seed(cfg.seed, self.step, dist.rank, 0))
+        batch = sampler.batch(cfg.batch_size, data_stream)
+        inputs = dict(batch)
+        inputs["tokens"], inputs["timing"] = drop_controls(batch, cfg.timing_dropout,
+                                                           cfg.control_dropout, data_stream)
+        batch, inputs = _to(batch, dist.device), _to(inputs, dist.device)
+        torch.manual_seed(_step_seed(cfg.seed, self.step, dist.rank, 1))      # dropout
+        with self.autocast():
+            losses, _ = masked_losses(self.net(**inputs), batch["tokens"])
+        self.optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        return ({a: v.item() for a, v in losses.items()},
+                int((batch["tokens"][..., 0] > 0).sum()) * dist.world)
+
+    def state(self):
+        """The training state a checkpoint stores (the configs and provenance added)."""
+        return {"step": self.step, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+
+class _LossWindow:
+    """Training losses and tokens since the last logged step."""
+
+    def __init__(self):
+        self.tokens, self.n, self.started = 0, 0, time.monotonic()
+        self.losses = {a: 0.0 for a in ATTRIBUTES}
+
+    def add(self, losses, tokens):
+        self.tokens += tokens
+        self.n += 1
+        for a in ATTRIBUTES:
+            self.losses[a] += losses[a]
+
+    def row(self):
+        """Mean losses, their sum ("loss") and tokens per second over the window."""
+        per = {a: v / self.n for a, v in self.losses.items()}
+        tps = self.tokens / max(time.monotonic() - self.started, 1e-9)
+        return {"loss": sum(per.values()), **per, "tokens_per_s": tps}
+
+
+def _write_config(out, model_cfg, cfg):
+    import yaml
+
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump({"model": config_to_dict(model_cfg),
+                                       "train": config_to_dict(cfg)}, sort_keys=False))
+
+
+def _save(out, run, model_cfg, cfg, genres, music_stats, init):
+    """Checkpoint, weights for use and the loss plot (rank 0's files), at the run's step."""
+    provenance = {"init": init} if init else {}
+    save_checkpoint(out / CHECKPOINT, {
+        **run.state(), "model_config": config_to_dict(model_cfg),
+        "train_config": config_to_dict(cfg), "genres": list(genres), **provenance})
+    save_model(out / WEIGHTS, run.model, {"genres": list(genres), "step": run.step,
+                                          "music_stats": music_stats, **provenance})
+    metrics = out / METRICS
+    if metrics.exists() and metrics.stat().st_size:
+        plot_losses(metrics, out / "loss.png")
+
+
 def _loop(dataset, out, model_cfg, cfg, payload, init_model, init, dist, stop_step, max_minutes,
           progress, t0):
     from tqdm import tqdm
 
     if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
-        import yaml
-        with atomic_path(out / "config.yaml") as tmp:
-            tmp.write_text(yaml.safe_dump({"model": config_to_dict(model_cfg),
-                                           "train": config_to_dict(cfg)}, sort_keys=False))
+        _write_config(out, model_cfg, cfg)
     train_rows, valid_rows = split_rows(dataset, cfg.valid_fraction)
     sampler = CropSampler(dataset, train_rows, cfg.crop_len, cfg.start_crop_prob,
                           cfg.transpose, cfg.genre_balance)
@@ -446,86 +538,35 @@ def _loop(dataset, out, model_cfg, cfg, payload, init_model, init, dist, stop_st
         model = model_from_checkpoint(payload, out / CHECKPOINT)
     else:
         model = init_model if init_model is not None else CMT(model_cfg)
-    model.to(dist.device).train()
-    optimizer = make_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
-    step = 0
-    if payload:
-        try:
-            optimizer.load_state_dict(payload["optimizer"])
-            scheduler.load_state_dict(payload["scheduler"])
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise ModelLoadError(f"{out / CHECKPOINT}: optimizer state does not fit ({e})") from None
-        step = int(payload["step"])
-    net = model
-    if dist.world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
-    use_bf16 = bf16_autocast(dist.device, cfg.precision)
-
-    def autocast():
-        return torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16)
-
-    music_stats = dataset.music_stats()   # travels with the weights (the Scorer reads it)
+    run = _Run(model, cfg, dist, payload, out / CHECKPOINT)
     metrics = out / METRICS
     if dist.main:
-        _truncate_metrics(metrics, step)
+        _truncate_metrics(metrics, run.step)
+    music_stats = dataset.music_stats()   # travels with the weights (the Scorer reads it)
 
     def checkpoint():
-        if not dist.main:
-            return
-        save_checkpoint(out / CHECKPOINT, {
-            "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "model_config": config_to_dict(model_cfg),
-            "train_config": config_to_dict(cfg), "genres": list(dataset.genres),
-            **({"init": init} if init else {})})
-        save_model(out / WEIGHTS, model, {"genres": list(dataset.genres), "step": step,
-                                          "music_stats": music_stats,
-                                          **({"init": init} if init else {})})
-        if metrics.exists() and metrics.stat().st_size:
-            plot_losses(metrics, out / "loss.png")
+        if dist.main:
+            _save(out, run, model_cfg, cfg, dataset.genres, music_stats, init)
 
-    bar = tqdm(total=stop_step, initial=step, disable=not (progress and dist.main),
+    bar = tqdm(total=stop_step, initial=run.step, disable=not (progress and dist.main),
                file=sys.stderr, unit="step", dynamic_ncols=True)
-    window = {"tokens": 0, "time": time.monotonic(), "losses": {a: 0.0 for a in ATTRIBUTES}, "n": 0}
-    last = {"train": None, "valid": None, "tps": None}
+    window = _LossWindow()
+    last = {"loss": None, "valid": None, "tokens_per_s": None}
     stopped_early = False
-    while step < stop_step:
-        data_stream = torch.Generator().manual_seed(_step_seed(cfg.seed, step, dist.rank, 0))
-        batch = sampler.batch(cfg.batch_size, data_stream)
-        inputs = dict(batch)
-        inputs["tokens"], inputs["timing"] = drop_controls(batch, cfg.timing_dropout,
-                                                           cfg.control_dropout, data_stream)
-        batch, inputs = _to(batch, dist.device), _to(inputs, dist.device)
-        torch.manual_seed(_step_seed(cfg.seed, step, dist.rank, 1))      # dropout
-        with autocast():
-            losses, _ = masked_losses(net(**inputs), batch["tokens"])
-        loss = sum(losses.values())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        step += 1
-
-        window["tokens"] += int((batch["tokens"][..., 0] > 0).sum()) * dist.world
-        window["n"] += 1
-        for a in ATTRIBUTES:
-            window["losses"][a] += losses[a].item()
+    while run.step < stop_step:
+        window.add(*run.train_step(sampler))
+        step = run.step
         if step % cfg.log_every == 0 or step == stop_step:
-            elapsed = time.monotonic() - window["time"]
-            per = {a: v / window["n"] for a, v in window["losses"].items()}
-            last["train"], last["tps"] = sum(per.values()), window["tokens"] / max(elapsed, 1e-9)
+            row = window.row()
+            last.update(loss=row["loss"], tokens_per_s=row["tokens_per_s"])
             if dist.main:
-                _append_metrics(metrics, {"step": step, "split": "train", "loss": last["train"],
-                                          **per, "lr": scheduler.get_last_lr()[0],
-                                          "tokens_per_s": last["tps"],
+                _append_metrics(metrics, {"step": step, "split": "train", **row,
+                                          "lr": run.scheduler.get_last_lr()[0],
                                           "elapsed_s": time.monotonic() - t0})
-            bar.set_postfix(loss=f"{last['train']:.3f}", tok_s=f"{last['tps']:,.0f}")
-            window = {"tokens": 0, "time": time.monotonic(),
-                      "losses": {a: 0.0 for a in ATTRIBUTES}, "n": 0}
+            bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:,.0f}")
+            window = _LossWindow()
         if valid is not None and (step % cfg.eval_every == 0 or step == stop_step):
-            row = _evaluate(model, valid, cfg, dist.device, autocast)
+            row = _evaluate(run.model, valid, cfg, dist.device, run.autocast)
             last["valid"] = row["loss"]
             if dist.main:
                 _append_metrics(metrics, {"step": step, "split": "valid", **row})
@@ -538,5 +579,5 @@ def _loop(dataset, out, model_cfg, cfg, payload, init_model, init, dist, stop_st
             checkpoint()
     checkpoint()
     bar.close()
-    return TrainResult(out, step, cfg.max_steps, stopped_early or step < cfg.max_steps,
-                       last["train"], last["valid"], last["tps"])
+    return TrainResult(out, run.step, cfg.max_steps, stopped_early or run.step < cfg.max_steps,
+                       last["loss"], last["valid"], last["tokens_per_s"])
