@@ -6,6 +6,7 @@ import pytest
 
 from vbgm_core.cli import get_parser
 from vbgm_core.errors import InputError
+from vbgm_core.media import media_duration
 from vbgm_core.music.sampling import Sampling
 from vbgm_core.music.tokenizer import NOTE
 from vbgm_core.options import ScoreOptions
@@ -192,3 +193,5 @@ def test_the_python_api_refuses_nan_and_says_when_a_range_is_cut(scorer, sample_
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         analyze_video(sample_clip, end=2)   # inside the video: no word
+        # the container's duration (its audio runs a frame past the picture): "to the end"
+        analyze_video(sample_clip, end=media_duration(sample_clip))

@@ -354,7 +354,10 @@ def analyze_video(path, tempo=None, start=None, end=None, progress=None, *,
     info = frames_mod.probe(path)
     if info.duration_s is not None and start >= info.duration_s:
         raise InputError(f"{path}: start {start:g} s is past the end ({info.duration_s:.3f} s)")
-    if end is not None and info.duration_s is not None and end > info.duration_s + 1e-3:
+    # A container's duration may pass its video stream's by up to a frame (its audio runs on):
+    # an end there is "to the end", not a range the video does not hold.
+    slack = frames_mod.frame_duration((), info.fps_meta)
+    if end is not None and info.duration_s is not None and end > info.duration_s + slack:
         warnings.warn(RangeWarning(
             f"{path}: end {end:g} s is past the end of the video ({info.duration_s:.3f} s); "
             f"the range is {start:g}-{info.duration_s:.3f} s"), stacklevel=2)
