@@ -847,10 +847,15 @@ def test_an_end_past_the_video_is_said(vbgm, tmp_path, media, command):
 
 
 def test_stems_alone_are_an_output(vbgm, work, env):
-    done = run(vbgm, ["score", "clip.mp4", "--stems", "S", "--progress", "none"], work, env)
+    done = run(vbgm, ["score", "clip.mp4", "--stems", "S", "--report", "r.json", "--progress",
+                      "none"], work, env)
     assert done.returncode == 0, done.stderr
     assert sorted((work / "S").glob("*.wav")) and (work / "S" / ".vbgm-output").is_file()
-    assert sorted(p.name for p in work.iterdir()) == ["S", "clip.mp4"]
+    assert sorted(p.name for p in work.iterdir()) == ["S", "clip.mp4", "r.json"]
+    # the stems are synthesized from the MIDI: no main mix is made and mastered for nothing
+    stages = json.loads((work / "r.json").read_text())["timings"]["stages"]
+    assert {"analyze", "generate"} <= {s["name"] for s in stages}
+    assert not {"synthesize", "master"} & {s["name"] for s in stages}
 
 
 def test_batch_jobs_are_capped_at_the_clips(vbgm, tmp_path, media):

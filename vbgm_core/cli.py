@@ -228,7 +228,7 @@ def _run_score(args):
                 options=_options(args), start=args.start, end=args.end,
                 model=args.model, soundfont=args.soundfont, overwrite=args.overwrite,
                 continue_from=args.continue_from, keep_until=args.keep_until,
-                progress=progress, render=bool(args.output or args.wav or args.stems),
+                progress=progress, render=bool(args.output or args.wav),
                 outputs=run_outputs)
             _write_extras(args, result, run_outputs)
     except VbgmError as e:
