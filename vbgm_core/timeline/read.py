@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import InputError, VbgmError
 from ..files import check_input_file
+from . import fcpxml
 from ..media import media_duration
 from ..video.edit import EditList, Segment, boundaries
 from .media import MediaFinder, probe_media, reference_path, snap_rate
@@ -105,11 +106,17 @@ def adapter_for(otio, path):
 def _read_file(otio, path, rate=None):
     """The ``Timeline`` in a file (the first of a collection, as an FCPX library holds)."""
     adapter = adapter_for(otio, path)
+    project = fcpxml.Project.of(path) if path.suffix.lower() == ".fcpxml" else None
+    if project is not None:
+        project.check()
     try:
         found = otio.adapters.read_from_file(str(path), adapter_name=adapter,
                                              **({"rate": rate} if rate else {}))
     except Exception as e:  # noqa: BLE001 (the adapters raise anything on a damaged file)
         detail = " ".join(str(e).split()) or type(e).__name__
+        known = project.cannot_read() if project is not None else None
+        if known is not None:   # a valid file, not a damaged one: say what the reader cannot read
+            raise known from None
         raise InputError(f"{path}: not a readable {path.suffix.lstrip('.').upper()} timeline "
                          f"({detail})") from None
     if isinstance(found, otio.schema.SerializableCollection):
@@ -118,6 +125,8 @@ def _read_file(otio, path, rate=None):
         found = timelines[0] if timelines else None
     if not isinstance(found, otio.schema.Timeline):
         raise InputError(f"{path}: holds no timeline")
+    if project is not None:
+        found = project.as_edited(otio, found)
     return found
 
 
