@@ -74,7 +74,10 @@ EXPECTED = {
 
 # What vbgm cannot score: the reason its one line gives.
 REFUSED = {
-    "29.97d.fcpxml": "runs at 29.970 fps, which OpenTimelineIO's FCPXML reader counts as 29 fps",
+    # read at its exact rate (30000/1001) now, but two clips have a <timeMap> (a speed ramp),
+    # which the reader ignores: test_fcpxml_ntsc_fixture_reads_at_its_exact_rate reads the rest
+    "29.97d.fcpxml": 'holds retimed clips ("TestVideo"), which OpenTimelineIO\'s FCPXML reader '
+                     "plays at normal speed",
     "CompoundClips.fcpxml": "FCPXML reader cannot read its generators (Clouds)",
 }
 
@@ -184,3 +187,80 @@ def test_fcpxml_multicam_is_one_clear_line(tmp_path):
                                          r"OpenTimelineIO's FCPXML reader leaves out") as err:
         load_timeline(multicam)
     assert "\n" not in str(err.value)
+
+
+# A Final Cut project at 29.97 fps (frameDuration 1001/30000 s): two clips of one asset, 150
+# frames from 0 and 90 frames (from source frame 60) at 150 frames: 240 frames, 8.008 s.
+NTSC_PROJECT = """<?xml version="1.0" encoding="UTF-8"?>
+<fcpxml version="1.11"><resources>
+<format id="r1" name="FFVideoFormat1080p2997" frameDuration="1001/30000s"/>
+<asset id="r2" name="ntsc" start="0s" duration="300300/30000s" hasVideo="1" format="r1"
+ src="file:///nowhere/ntsc.mov"/>
+</resources><library><event name="e"><project name="NTSC">
+<sequence format="r1" duration="240240/30000s" tcStart="0s" tcFormat="NDF"><spine>
+<asset-clip ref="r2" offset="0s" name="A" duration="150150/30000s"/>
+<asset-clip ref="r2" offset="150150/30000s" name="B" start="60060/30000s" duration="90090/30000s"/>
+</spine></sequence></project></event></library></fcpxml>
+"""
+
+
+def _adapter_state():
+    """The FCPXML adapter's reader class' methods and its module's time helper, as they are."""
+    module = otio.adapters.from_name("fcpx_xml").module()
+    return dict(vars(module.FcpxXml)), module.to_rational_time
+
+
+def test_fcpxml_ntsc_project_reads_at_its_exact_rate(tools, tmp_path):
+    """OpenTimelineIO's reader counts 29.97 fps as 29 (8.17 s, the cut at 5.17 s); vbgm reads
+    the project at 30000/1001 with a subclass of the reader, and leaves the adapter as it is."""
+    project = tmp_path / "ntsc.fcpxml"
+    project.write_text(NTSC_PROJECT)
+    raw = otio.adapters.read_from_file(str(project))[0]
+    assert raw.duration() == otio.opentime.RationalTime(237, 29)   # the reader's: 150 + 87
+    make_clip(tmp_path / "ntsc.mov", 300, "30000/1001")
+    before = _adapter_state()
+    loaded = load_timeline(project, media_dirs=[tmp_path])
+    assert loaded.fps == pytest.approx(30000 / 1001)
+    assert loaded.duration_s == pytest.approx(240240 / 30000)
+    assert [c for c in loaded.cuts_s if 0 < c < loaded.duration_s] == \
+        [pytest.approx(150150 / 30000)]
+    a, b = loaded.timeline.find_clips()
+    assert b.source_range.start_time.to_seconds() == pytest.approx(60060 / 30000)
+    assert b.trimmed_range_in_parent().start_time.to_seconds() == pytest.approx(150150 / 30000)
+    after = _adapter_state()   # the very same functions: nothing patched, nothing left over
+    assert after[1] is before[1] and after[0].keys() == before[0].keys()
+    assert all(after[0][k] is v for k, v in before[0].items())
+
+
+def test_fcpxml_ntsc_fixture_reads_at_its_exact_rate(tmp_path):
+    """29.97d.fcpxml (Final Cut Pro 10.6.6+) without its speed ramps: its connected storyline
+    (lane 1 of the clip at 417417/30000 s) the reader places at its parent's offset, not at
+    its own (53053/1200 s of the parent's source from 1301300/30000 s: 25 frames in): refused;
+    without that too, every clip is where the file says. In frames (x 1001/30000 s): spine
+    offsets 0, 103, 209 (a compound clip), 317, 417, 554, 678; the connected compound clip at
+    2697 - 2674 + 678 = 701 (its offset 899899/10000 s less its parent's start 2676674/30000
+    s); sequence duration 887887/30000 s = 887."""
+    import re
+
+    text = re.sub(r"\s*<timeMap>.*?</timeMap>", "", (UNSEEN / "29.97d.fcpxml").read_text(),
+                  flags=re.S)
+    no_ramps = tmp_path / "no_ramps.fcpxml"
+    no_ramps.write_text(text)
+    with pytest.raises(InputError) as err:
+        load_timeline(no_ramps)
+    assert str(err.value).startswith(f"{no_ramps}: OpenTimelineIO's FCPXML reader places the "
+                                     'clip "TestVideo" at 13.91 s, which the project has at '
+                                     "14.75 s")
+    assert "\n" not in str(err.value)
+
+    from vbgm_core.timeline.read import _read_file   # the reading alone: no media needed
+    plain = tmp_path / "plain.fcpxml"
+    plain.write_text(re.sub(r'\s*<spine lane="1".*?</spine>', "", text, flags=re.S))
+    timeline = _read_file(otio, plain)
+    frame = 1001 / 30000
+    assert timeline.duration().to_seconds() == pytest.approx(887 * frame)
+    spine, lane = timeline.tracks
+    starts = [spine.range_of_child(c).start_time.to_seconds() for c in spine]
+    assert starts == pytest.approx([f * frame for f in (0, 103, 209, 317, 417, 554, 678)])
+    assert [type(c).__name__ for c in lane] == ["Gap", "Stack"]
+    assert lane.range_of_child(lane[1]).start_time.to_seconds() == pytest.approx(701 * frame)

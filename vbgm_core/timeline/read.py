@@ -110,8 +110,11 @@ def _read_file(otio, path, rate=None):
     if project is not None:
         project.check()
     try:
-        found = otio.adapters.read_from_file(str(path), adapter_name=adapter,
-                                             **({"rate": rate} if rate else {}))
+        if project is not None and project.exact_rates():   # 29.97 fps...: the adapter miscounts
+            found = project.read_exact(otio)
+        else:
+            found = otio.adapters.read_from_file(str(path), adapter_name=adapter,
+                                                 **({"rate": rate} if rate else {}))
     except Exception as e:  # noqa: BLE001 (the adapters raise anything on a damaged file)
         detail = " ".join(str(e).split()) or type(e).__name__
         known = project.cannot_read() if project is not None else None
