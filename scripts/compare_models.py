@@ -27,7 +27,9 @@ dataset's, as export_model.py adds them. The base is used as its file stands.
    The same figures of the test songs' middle 6 bars (decoded from the dataset's tokens) are
    the reference for the style rows.
 3. **Verdict**: "candidate wins" if its test loss is lower and no other row is worse beyond
-   its tolerance, else "keep the bundled model" with the failing rows. Tolerances:
+   its tolerance, else "keep the bundled model" with the failing rows. A default setting is
+   judged the same way, the bundled model against itself with ``--candidate-sampling`` (e.g.
+   ``genre.guidance=1``): the test loss ties ("same weights") and the other rows decide. Tolerances:
    - valid loss: 2 standard errors of the per-song differences;
    - GS, H1, H4, drum and pitched repetition, notes per bar: the distance of the mean to the
      test songs' mean may grow by at most 2 standard errors of the per-piece differences
@@ -174,9 +176,10 @@ def reference_songs(dataset, split="test"):
     return {**means, "songs": len(rows)}
 
 
-def piece(scorer, rhythm, genre, seed, control):
-    """One piece through the product's path and its figures."""
-    options = ScoreOptions(genre=genre, seed=seed, control=control)
+def piece(scorer, rhythm, genre, seed, control, sampling=()):
+    """One piece through the product's path and its figures (``sampling``: the CLI's
+    --sampling settings, e.g. ``["genre.guidance=1"]``)."""
+    options = ScoreOptions(genre=genre, seed=seed, control=control, sampling=list(sampling))
     rhythm = rhythm.with_min_density(options.min_density)     # as Scorer.score does
     tokens, midi = scorer.generate(rhythm, options)
     report = scorer.report(midi, rhythm, tokens, options)
@@ -231,7 +234,9 @@ def make_row(name, base, cand, better, tolerance, reference=None, note=""):
         row["status"] = "info" if better == "info" else "n/a"
         return row
     if better == "decisive":
-        row["status"] = "lower" if cand < base else "NOT LOWER"
+        # the same weights twice (a setting judged, --candidate-sampling): the loss ties
+        row["status"] = "lower" if cand < base else "same weights" if cand == base else \
+            "NOT LOWER"
         return row
     worse = {"lower": cand - base, "higher": base - cand,
              "closer": (abs(cand - reference) - abs(base - reference)
@@ -241,9 +246,12 @@ def make_row(name, base, cand, better, tolerance, reference=None, note=""):
     return row
 
 
-def verdict(rows):
-    """("candidate wins" | "keep the bundled model", [reasons])."""
-    reasons = [f"{r['figure']}: not lower" for r in rows if r["status"] == "NOT LOWER"]
+def verdict(rows, setting_changed=False):
+    """("candidate wins" | "keep the bundled model", [reasons]). For the same weights under
+    two settings (``setting_changed``) the test loss ties: the setting wins where no row is
+    worse."""
+    reasons = [f"{r['figure']}: not lower" for r in rows if r["status"] == "NOT LOWER"
+               or (r["status"] == "same weights" and not setting_changed)]
     decisive = [r for r in rows if r["better"] == "decisive"]
     if not decisive:
         reasons.append("no test loss (the dataset has no test songs)")
@@ -352,7 +360,8 @@ def compare(args):
               "settings": {"max_songs": args.max_songs, "crops_per_song": args.crops, "crop_len": args.crop_len,
                            "precision": args.precision, "clips": clip_list(args.clips),
                            "start_s": args.start, "end_s": args.end, "seeds": args.seeds,
-                           "control": args.control, "classifier": str(args.classifier)},
+                           "control": args.control, "classifier": str(args.classifier),
+                           "sampling": {m: getattr(args, f"{m}_sampling") for m in MODELS}},
               "models": {m: {"step": s.info.get("step"), "init": s.info.get("init"),
                              "music_stats": s.stats.source,
                              "pitch_range": s.stats.pitch_range}
@@ -391,7 +400,8 @@ def compare(args):
             for seed in args.seeds:
                 keys.append({"clip": Path(clip).name, "genre": genre, "seed": seed})
                 for m, scorer in scorers.items():
-                    pieces[m].append(piece(scorer, rhythms[m, clip], genre, seed, args.control))
+                    pieces[m].append(piece(scorer, rhythms[m, clip], genre, seed, args.control,
+                                           getattr(args, f"{m}_sampling")))
         r = rhythms["base", clip]
         print(f"{Path(clip).name}: {r.duration_s:.1f} s, {r.n_bars} bars at {r.tempo_bpm:.0f} "
               f"BPM: {len(genres) * len(args.seeds)} pieces per model", flush=True)
@@ -415,7 +425,7 @@ def compare(args):
             genre[m] = scores(y, clf.predict(x), genres, test_chance=True)
 
     rows = loss_rows(losses) + (genre_rows(genre) if genre else []) + piece_rows(pieces, reference)
-    decision, reasons = verdict(rows)
+    decision, reasons = verdict(rows, args.base_sampling != args.candidate_sampling)
     timings["total_s"] = time.perf_counter() - t_start
     print()
     print_table(rows)
@@ -472,6 +482,9 @@ def parse_args(argv=None):
     p.add_argument("--end", type=float, default=20.0, help="seconds of each clip")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--control", type=float, default=0.7)
+    for m in ("base", "candidate"):   # a default setting is judged like weights: same model twice
+        p.add_argument(f"--{m}-sampling", nargs="+", default=[], metavar="ATTR.SETTING=V",
+                       help=f"the {m}'s --sampling settings for its pieces (default: none)")
     p.add_argument("--classifier", default=str(CLASSIFIER),
                    help="the fitted genre classifier (scripts/genre_classifier.py); '' = none")
     p.add_argument("--threads", type=int, default=1, help="torch threads")

@@ -328,3 +328,11 @@ def test_compare_models_keeps_the_base_against_itself(tiny_model, tiny_dataset, 
     decision, reasons = compare_models.verdict(rows)
     assert decision == "keep the bundled model" and len(reasons) == 1
     assert reasons[0].startswith("genre balanced accuracy: worse by 0.1")
+    # A setting (--candidate-sampling) is judged on the same weights: the loss ties, and the
+    # other rows decide; the same weights under the same settings never win.
+    rows = [row("test loss", 5.5, 5.5, "decisive", 0.0),
+            row("genre balanced accuracy", 0.30, 0.45, "higher", 0.05)]
+    assert compare_models.verdict(rows, setting_changed=True) == ("candidate wins", [])
+    assert compare_models.verdict(rows)[0] == "keep the bundled model"
+    rows.append(row("H1", 2.0, 1.5, "closer", 0.1, 2.0))
+    assert compare_models.verdict(rows, setting_changed=True)[0] == "keep the bundled model"
