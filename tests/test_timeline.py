@@ -144,18 +144,27 @@ def timelines(tools):
     return TIMELINES
 
 
-@pytest.fixture(scope="module")
-def media(timelines, tmp_path_factory):
-    """``media(timeline name)`` → a folder of its stand-in media (made once per module)."""
+def media_folders(tmp_path_factory, table, extra=None):
+    """``folder(timeline name)`` → a folder of its stand-in media, made once: ``table[name]``
+    lists ``(file name, frames, fps, start timecode or None)``; ``extra(name, folder)`` adds
+    what a clip cannot be (a sound file)."""
     made = {}
 
     def folder(name):
         if name not in made:
             made[name] = tmp_path_factory.mktemp(name.replace(".", "_"))
-            for item in MEDIA[name]:
+            for item in table[name]:
                 make_clip(made[name] / item[0], *item[1:])
+            if extra is not None:
+                extra(name, made[name])
         return made[name]
     return folder
+
+
+@pytest.fixture(scope="module")
+def media(timelines, tmp_path_factory):
+    """``media(timeline name)`` → a folder of its stand-in media (made once per module)."""
+    return media_folders(tmp_path_factory, MEDIA)
 
 
 def frames_of(loaded):

@@ -37,12 +37,14 @@ def tracks_json(timeline, count):
     return [otio.adapters.write_to_string(t, "otio_json") for t in list(timeline.tracks)[:count]]
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_every_shared_timeline_scores_into_a_scored_timeline(name, media, tiny_model, tmp_path):
-    fps, frames, expected = EXPECTED[name]
-    out = tmp_path / f"{name.rpartition('.')[0]}_scored.otio"
-    done = vbgm("score", TIMELINES / name, "-o", out, "--media-dir", media(name),
-                "--model", tiny_model, "--seed", "1")
+def score_and_check(timeline, media_dir, model, tmp_path, fps, frames):
+    """``vbgm score TIMELINE -o …_scored.otio``, and what holds for every timeline: the report
+    and the WAV last exactly the edit, the scored file re-reads with the editor's tracks
+    unchanged (as vbgm reads them: an EDL's rate comes from its media and timecodes) and one
+    new audio track of one clip as long. Returns (report, the score clip, the output path)."""
+    out = tmp_path / f"{timeline.stem}_scored.otio"
+    done = vbgm("score", timeline, "-o", out, "--media-dir", media_dir, "--model", model,
+                "--seed", "1")
     assert done.returncode == 0, done.stderr
     report = json.loads(out.with_suffix(".json").read_text())
     duration = frames / fps
@@ -50,9 +52,7 @@ def test_every_shared_timeline_scores_into_a_scored_timeline(name, media, tiny_m
     with wave.open(str(out.with_suffix(".wav"))) as w:   # the music lasts exactly the edit
         assert abs(w.getnframes() - duration * w.getframerate()) <= 1
     assert out.with_suffix(".mid").is_file()
-
-    # the original as vbgm reads it (an EDL's rate is found from its media and timecodes)
-    original = load_timeline(TIMELINES / name, media_dirs=[media(name)]).timeline
+    original = load_timeline(timeline, media_dirs=[media_dir]).timeline
     scored = read(out)
     n = len(original.tracks)
     assert len(scored.tracks) == n + 1
@@ -61,6 +61,14 @@ def test_every_shared_timeline_scores_into_a_scored_timeline(name, media, tiny_m
     assert track.name == "vbgm score" and track.kind == otio.schema.TrackKind.Audio
     (clip,) = list(track)
     assert clip.duration().to_seconds() == pytest.approx(duration, abs=0.5 / fps)
+    return report, clip, out
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_shared_timeline_scores_into_a_scored_timeline(name, media, tiny_model, tmp_path):
+    fps, frames, expected = EXPECTED[name]
+    report, clip, out = score_and_check(TIMELINES / name, media(name), tiny_model, tmp_path,
+                                        fps, frames)
     assert clip.media_reference.target_url.endswith(out.with_suffix(".wav").name)
     marks = sorted(m.marked_range.start_time.to_seconds() for m in clip.markers)
     assert marks == pytest.approx(report["bar_times_s"], abs=0.5 / fps)   # bar lines, to a frame

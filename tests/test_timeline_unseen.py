@@ -9,17 +9,15 @@ frame). Each one it cannot: exit 2 and one line naming the file and the reason, 
 written. Expected numbers are worked out by hand from each file's own (see the comments)."""
 # ruff: noqa: F811 (pytest fixtures as arguments redefine the imported fixture names)
 
-import json
 import subprocess
-import wave
 
 import pytest
 from conftest import FIXTURES
 
 # The stand-in clip maker and the tools fixture of test_timeline.py, the CLI helpers of
 # test_timeline_cli.py (pytest finds imported fixtures).
-from test_timeline import make_clip, tools  # noqa: F401
-from test_timeline_cli import read, tracks_json, vbgm
+from test_timeline import make_clip, media_folders, tools  # noqa: F401
+from test_timeline_cli import score_and_check, vbgm
 
 from vbgm_core.errors import InputError
 from vbgm_core.timeline import load_timeline
@@ -88,49 +86,28 @@ def test_every_unseen_timeline_is_tested():
     assert present == set(EXPECTED) | set(REFUSED)
 
 
+def _sync_sound(name, folder):
+    if name == "SyncClip.fcpxml":   # its synced sound: 114688/22050 s of WAV
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                        "sine=frequency=440:sample_rate=22050", "-t", "5.2011",
+                        str(folder / "TestAudio.wav")], check=True)
+
+
 @pytest.fixture(scope="module")
 def unseen_media(tools, tmp_path_factory):
     """``unseen_media(timeline name)`` → a folder of its stand-in media (made once)."""
-    made = {}
-
-    def folder(name):
-        if name not in made:
-            made[name] = tmp_path_factory.mktemp(name.replace(".", "_"))
-            for item in MEDIA[name]:
-                make_clip(made[name] / item[0], *item[1:])
-            if name == "SyncClip.fcpxml":   # its synced sound: 114688/22050 s of WAV
-                subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
-                                "sine=frequency=440:sample_rate=22050", "-t", "5.2011",
-                                str(made[name] / "TestAudio.wav")], check=True)
-        return made[name]
-    return folder
+    return media_folders(tmp_path_factory, MEDIA, _sync_sound)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_unseen_timeline_scores_like_the_shared_ones(name, unseen_media, tiny_model, tmp_path):
     fps, frames, edges = EXPECTED[name]
-    out = tmp_path / f"{name.rpartition('.')[0]}_scored.otio"
-    done = vbgm("score", UNSEEN / name, "-o", out, "--media-dir", unseen_media(name),
-                "--model", tiny_model, "--seed", "1")
-    assert done.returncode == 0, done.stderr
-    report = json.loads(out.with_suffix(".json").read_text())
-    duration = frames / fps
-    assert report["source"] == "timeline" and report["duration_s"] == pytest.approx(duration)
-    with wave.open(str(out.with_suffix(".wav"))) as w:   # the music lasts exactly the edit
-        assert abs(w.getnframes() - duration * w.getframerate()) <= 1
+    report = score_and_check(UNSEEN / name, unseen_media(name), tiny_model, tmp_path, fps,
+                             frames)[0]
     # every edit point is a cut the music took, to a frame, and there is no other
     assert len(report["cuts_s"]) == len(edges)
     for edge in edges:
         assert min(abs(c * fps - edge) for c in report["cuts_s"]) <= 1.0, edge
-
-    original = load_timeline(UNSEEN / name, media_dirs=[unseen_media(name)]).timeline
-    scored = read(out)
-    n = len(original.tracks)
-    assert len(scored.tracks) == n + 1
-    assert tracks_json(scored, n) == tracks_json(original, n)   # the editor's cut untouched
-    track = scored.tracks[n]
-    assert track.name == "vbgm score" and track.kind == otio.schema.TrackKind.Audio
-    assert track[0].duration().to_seconds() == pytest.approx(duration, abs=0.5 / fps)
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))
