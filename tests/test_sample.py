@@ -121,11 +121,29 @@ def test_genre_guidance_steers_and_stays_valid(model):
     def run(*settings):
         return ControlledSampler(model, 1, ["drums", "piano"], 0.5, 4,
                                  Sampling.parse(list(settings))).generate(targets)
-    plain = run()
-    assert np.array_equal(run("genre.guidance=0"), plain)     # 0 = off: the unguided path
+    plain = run("genre.guidance=0")                           # 0 = off: the unguided path
     guided = run("genre.guidance=3")
     assert tokens_errors(guided) == [] and (guided[:, 0] == BAR).sum() == 2
     assert not np.array_equal(guided, plain) and np.array_equal(run("genre.guidance=3"), guided)
+    assert np.array_equal(run(), run(f"genre.guidance={Sampling().genre_guidance}"))
+    assert Sampling().genre_guidance > 0   # on by default (docs/GENRE.md)
+
+
+def test_guidance_moves_the_plausible_choices_and_keeps_the_tail():
+    """Guidance amplifies the genre's difference from the others among the choices the genre
+    finds plausible; the unlikely tail keeps its own logits (cutting it narrowed the harmony),
+    and what is not allowed stays out."""
+    from vbgm_core.music.sampler import PLAUSIBLE, guided
+
+    genre = np.log(np.array([0.5, 0.3, 0.5 * PLAUSIBLE / 2, 0.01, 0.19]))
+    others = np.log(np.array([[0.3, 0.5, 0.01, 0.01, 0.18], [0.3, 0.5, 0.03, 0.01, 0.16]]))
+    allowed = np.array([True, True, True, True, False])
+    z = guided(np.vstack([genre, others]), allowed, 2.0)
+    mean = others.mean(0)
+    assert np.allclose(z[:2], genre[:2] + 2.0 * (genre[:2] - mean[:2]))   # plausible: moved
+    assert np.allclose(z[2:], genre[2:])                # the tail (and the disallowed) as they were
+    assert z[0] - z[1] > genre[0] - genre[1]            # the genre's preference, amplified
+    assert np.array_equal(guided(np.vstack([genre, others]), allowed, 0.0), genre)
 
 
 def test_lower_temperature_narrows_the_choices(model):
@@ -276,9 +294,9 @@ def test_sparse_bars_sound_chords(model, monkeypatch):
     chords, not lone notes); a visual beat's strength is left to the video."""
     targets = Targets(4, [3] * 4, {})
 
-    def notes_per_onset():
+    def notes_per_onset():   # unguided: the random test model's genres differ wildly
         tokens = ControlledSampler(model, 0, ["piano", "strings"], 1.0, 1,
-                                   harmony=None).generate(targets)
+                                   Sampling(genre_guidance=0.0), harmony=None).generate(targets)
         return (tokens[:, 0] == NOTE).sum() / (tokens[:, 0] == 2).sum()
     full = notes_per_onset()
     monkeypatch.setattr(sampler_module, "CALM_CHORD", 0.0)

@@ -132,9 +132,9 @@ class ScoreOptions:
     seed: int = field(default=0, metadata=_flag(
         "same seed, same music (default 0; any integer)", "N"))
     sampling: Sampling = field(default_factory=Sampling, metadata=_flag(
-        "per-attribute sampling, e.g. pitch.temperature=0.9 beat.top_p=0.95 genre.guidance=1 "
+        "per-attribute sampling, e.g. pitch.temperature=0.9 beat.top_p=0.95 genre.guidance=2 "
         "(defaults: temperature 1.2 for beat and density, 1.0 elsewhere; top-p 0.9; genre "
-        "guidance 0)", "ATTR.SETTING=VALUE"))
+        "guidance 4, 0 = off)", "ATTR.SETTING=VALUE"))
     # Which General MIDI sound plays each group (docs/MUSIC.md): drawn per piece from the
     # genre's songs unless given.
     programs: dict | None = field(default=None, metadata=_flag(

@@ -116,6 +116,18 @@ class Targets:
         return cls(rhythm.n_bars, [b.density for b in rhythm.bars], beats, cuts)
 
 
+def guided(rows, allowed, weight):
+    """Genre guidance: the logits of row 0 (the chosen genre), those of the choices it finds
+    plausible (probability >= PLAUSIBLE x the best allowed one) moved ``weight`` x away from
+    the mean of rows 1.. (the other genres). Only the plausible ones, as in contrastive
+    decoding (Li et al. 2023): amplified differences in the unlikely tail made pieces twice as
+    dense. The tail keeps its own logits rather than being cut, as contrastive decoding does:
+    cutting it took a third of a bit of pitch-class entropy at any weight (docs/GENRE.md)."""
+    z = rows[0]
+    p = np.where(allowed, np.exp(z - z[allowed].max()), 0.0)
+    return np.where(p >= PLAUSIBLE, z + weight * (z - rows[1:].mean(0)), z)
+
+
 def _choose(logits, allowed, temperature, top_p, rng):
     """Sample an index of ``logits`` among ``allowed`` (bool array) with temperature + top-p."""
     idx = np.flatnonzero(allowed)
@@ -196,14 +208,7 @@ class ControlledSampler:
         """Sample attribute ``name`` among ``allowed``; ``bias`` (a prior, in logits) is added
         to every genre's row before guidance and truncation."""
         rows = logits[name] if bias is None else logits[name] + bias
-        z = rows[0]
-        if len(rows) > 1:
-            # Guidance only among the choices the genre's own prediction finds plausible
-            # (probability >= PLAUSIBLE x the best allowed one), as in contrastive decoding:
-            # amplified differences in the unlikely tail made pieces twice as dense.
-            p = np.where(allowed, np.exp(z - z[allowed].max()), 0.0)
-            allowed = allowed & (p >= PLAUSIBLE)
-            z = z + self.sampling.genre_guidance * (z - rows[1:].mean(0))
+        z = rows[0] if len(rows) == 1 else guided(rows, allowed, self.sampling.genre_guidance)
         return _choose(z, allowed, self.sampling.temperature[name], self.sampling.top_p[name],
                        self.rng)
 

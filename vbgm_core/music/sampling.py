@@ -13,9 +13,12 @@ class Sampling:
     (METHOD.md §6: beat/density temperature 1.2, top-p 0.9 elsewhere), except duration, for
     which their temperature 2 gave scattered lengths here; 1.0 is used.
 
-    ``genre_guidance`` w steers towards the genre: every attribute's logits become
-    l(genre) + w * (l(genre) - mean of l(other genres)), the model run once per genre in a
-    batch (0 = off, one run). It amplifies what the model learned distinguishes the genres."""
+    ``genre_guidance`` w steers towards the genre: every attribute's plausible logits become
+    l(genre) + w * (l(genre) - mean of l(other genres)) (``sampler.guided``), the model run
+    once per genre in a batch (0 = off, one run). It amplifies what the model learned
+    distinguishes the genres. Default 4: the independent genre classifier recognises 0.49 of
+    the pieces instead of 0.24, with the same pitch-class entropy, groove and control error
+    (docs/GENRE.md; generation ~15% more time per token)."""
 
     temperature: dict = field(default_factory=lambda: {
         "beat": 1.2, "density": 1.2, "strength": 1.0, "instrument": 1.0, "pitch": 1.0,
@@ -23,7 +26,7 @@ class Sampling:
     top_p: dict = field(default_factory=lambda: {
         "beat": 0.9, "density": 0.9, "strength": 0.9, "instrument": 0.9, "pitch": 0.9,
         "duration": 0.9})
-    genre_guidance: float = 0.0
+    genre_guidance: float = 4.0
 
     @classmethod
     def parse(cls, overrides):
