@@ -1,7 +1,7 @@
 """Generation speed: the fused recurrent step vs the reference step, alone and in the sampler.
 
     python benchmarks/bench_generation.py [--tokens 1000 5000 20000] [--model M | --random]
-                                          [--quick] [--recompute [N ...]]
+                                          [--quick] [--recompute [N ...]] [--sampling S ...]
 
 Two measurements, each in the same run for both steps of the same model (one thread, the
 generation setting ``set_cpu_generation_threads``), so their ratio holds on a busy machine:
@@ -53,17 +53,19 @@ def step_alone(model, piece, fused):
     return time.perf_counter() - t0
 
 
-def sampler(model, n_bars, fused):
-    """(seconds, tokens) of the controlled sampler over n_bars bars."""
+def sampler(model, n_bars, fused, sampling=()):
+    """(seconds, tokens) of the controlled sampler over n_bars bars (``sampling``: the CLI's
+    --sampling settings; default: the product's, genre guidance on)."""
     from vbgm_core.music.sampler import ControlledSampler, Targets
     from vbgm_core.options import ScoreOptions
 
     model.fused_generation = fused
     beats = {t: 2 for t in range(0, 16 * n_bars, 8)}
     targets = Targets(n_bars, [4 + (b % 5) for b in range(n_bars)], beats)
-    options = ScoreOptions()
+    options = ScoreOptions(sampling=list(sampling))
     s = ControlledSampler(model, 0, ["drums", "piano", "guitar", "bass", "strings"],
-                          options.control, options.seed, min_density=options.min_density)
+                          options.control, options.seed, options.sampling,
+                          min_density=options.min_density)
     t0 = time.perf_counter()
     tokens = s.generate(targets)
     return time.perf_counter() - t0, tokens
@@ -105,6 +107,8 @@ def main():
     ap.add_argument("--model", help=f"model file (default: {BUNDLED.name}, the bundled model)")
     ap.add_argument("--random", action="store_true", help="a random default-config CMT")
     ap.add_argument("--quick", action="store_true", help="200 and 1000 tokens only")
+    ap.add_argument("--sampling", nargs="+", default=[], metavar="ATTR.SETTING=V",
+                    help="the sampler's settings, as the CLI's (e.g. genre.guidance=0: unguided)")
     ap.add_argument("--recompute", nargs="*", type=int, metavar="N",
                     help="also recurrent vs recompute at these sizes (default 500 1000 2000)")
     args = ap.parse_args()
@@ -130,7 +134,7 @@ def main():
     t0 = time.perf_counter()
     for fused in (False, True):          # warm-up of both paths
         step_alone(model, random_piece(model.cfg, 50), fused)
-    _, tokens = sampler(model, 16, True)
+    _, tokens = sampler(model, 16, True, args.sampling)
     per_bar = len(tokens) / 16
     print(f"sampler: ~{per_bar:.0f} tokens per bar (warm-up {time.perf_counter() - t0:.1f} s)")
     print(f"{'tokens':>7} | {'step old':>9} {'step new':>9} {'new/old':>7} | "
@@ -140,8 +144,8 @@ def main():
         s_old = n / step_alone(model, piece, False)
         s_new = n / step_alone(model, piece, True)
         n_bars = max(1, round(n / per_bar))
-        t_old, tok_old = sampler(model, n_bars, False)
-        t_new, tok_new = sampler(model, n_bars, True)
+        t_old, tok_old = sampler(model, n_bars, False, args.sampling)
+        t_new, tok_new = sampler(model, n_bars, True, args.sampling)
         same = tok_old.shape == tok_new.shape and bool((tok_old == tok_new).all())
         per_bar = len(tok_new) / n_bars                  # a better estimate for the next size
         print(f"{n:7d} | {s_old:9,.0f} {s_new:9,.0f} {s_new / s_old:6.2f}x | "
