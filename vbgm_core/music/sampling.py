@@ -18,7 +18,7 @@ class Sampling:
     once per genre in a batch (0 = off, one run). It amplifies what the model learned
     distinguishes the genres. Default 4: the independent genre classifier recognises 0.49 of
     the pieces instead of 0.24, with the same pitch-class entropy, groove and control error
-    (docs/GENRE.md; generation ~15% more time per token)."""
+    (docs/GENRE.md; generation 15-25% more time per token)."""
 
     temperature: dict = field(default_factory=lambda: {
         "beat": 1.2, "density": 1.2, "strength": 1.0, "instrument": 1.0, "pitch": 1.0,
