@@ -25,19 +25,24 @@ def main():
     args = p.parse_args()
     fig, ax = plt.subplots(figsize=(8, 4))
     offset = 0
+    valid = []   # every stage's validation losses: the y range is theirs
     for n, run in enumerate(args.runs):
         rows = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()
                 if line]
         for split, style in (("train", "-"), ("valid", "o-")):
             pts = [(offset + r["step"], r["loss"]) for r in rows if r["split"] == split]
+            valid += [loss for _, loss in pts] if split == "valid" else []
             ax.plot(*zip(*pts), style, markersize=3, color=f"C{2 * n + (split == 'valid')}",
-                    label=f"{Path(run).name} {split}")
+                    alpha=1.0 if split == "valid" else 0.45, label=f"{Path(run).name} {split}")
         if n:
             ax.axvline(offset, color="grey", linestyle=":")
         offset += max(r["step"] for r in rows)
     ax.set_xlabel("step (all stages)")
     ax.set_ylabel("loss (sum of the 7 attributes)")
-    ax.set_ylim(top=12)
+    # the first steps' losses (21 from scratch) would flatten the curves that matter: the
+    # range is the validation losses', with room for the training loss's noise
+    low, high = min(valid), max(valid)
+    ax.set_ylim(low - 0.3 * (high - low) - 0.1, min(high + 0.5 * (high - low) + 0.1, 12))
     ax.grid(alpha=0.3)
     ax.legend()
     save_figure(fig, args.output, bbox_inches="tight")
