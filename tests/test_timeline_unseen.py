@@ -241,3 +241,23 @@ def test_fcpxml_ntsc_fixture_reads_at_its_exact_rate(tmp_path):
     assert starts == pytest.approx([f * frame for f in (0, 103, 209, 317, 417, 554, 678)])
     assert [type(c).__name__ for c in lane] == ["Gap", "Stack"]
     assert lane.range_of_child(lane[1]).start_time.to_seconds() == pytest.approx(701 * frame)
+
+
+def test_an_ntsc_project_scores_to_otio_and_the_fcpxml_writer_refusal_names_the_output(
+        tools, tiny_model, tmp_path):
+    """Scored end to end at 29.97 fps into .otio; the FCPXML writer cannot write a rate that
+    is not a whole number: one line naming the user's output (not the run's temporary), and
+    nothing written."""
+    (tmp_path / "ntsc.fcpxml").write_text(NTSC_PROJECT)
+    make_clip(tmp_path / "ntsc.mov", 300, "30000/1001")
+    (tmp_path / "otio").mkdir()
+    score_and_check(tmp_path / "ntsc.fcpxml", tmp_path, tiny_model, tmp_path / "otio",
+                    30000 / 1001, 240)
+    out = tmp_path / "fcpx" / "scored.fcpxml"
+    out.parent.mkdir()
+    done = vbgm("score", tmp_path / "ntsc.fcpxml", "-o", out, "--media-dir", tmp_path,
+                "--model", tiny_model)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"vbgm score: error: {out}: the .fcpxml writer cannot "
+                                  "express this timeline"), done.stderr
+    assert not list(out.parent.iterdir())

@@ -315,7 +315,7 @@ class Scorer:
                     result.report.update(mix.report())
                 if out_timeline is not None:
                     self._write_timeline(source, result, wav_reference or out_wav,
-                                         outputs.temp(out_timeline))
+                                         outputs.temp(out_timeline), out_timeline)
                     result.timeline_path = Path(out_timeline)
         timings["render_s"] = time.perf_counter() - t0
         report("render", 1.0)
@@ -431,15 +431,16 @@ class Scorer:
         return load_prefix(check_input_file(continue_from, "previous take"), keep_until)
 
     @staticmethod
-    def _write_timeline(source, result, wav_path, out_path):
-        """The scored timeline: the editor's own with the music WAV on a new track and a
-        marker at every bar line, its chords as the comment."""
+    def _write_timeline(source, result, wav_path, out_path, name):
+        """The scored timeline (into ``out_path``, the temporary of the output ``name``): the
+        editor's own with the music WAV on a new track and a marker at every bar line, its
+        chords as the comment."""
         from .timeline import write_scored_timeline
 
         r = result.report
         write_scored_timeline(source.timeline.timeline, out_path, Path(wav_path).resolve(),
                               r["duration_s"], r["bar_times_s"], chords=bar_chords(r),
-                              overwrite=True)
+                              overwrite=True, name=name)
 
     # -- the three stages ----------------------------------------------------------------------
     def analyze(self, video=None, *, frames=None, duration_s=None, tempo=None, start=None,

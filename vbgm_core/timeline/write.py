@@ -63,7 +63,7 @@ def _score_clip(otio, wav_path, rate, frames, duration_s, bar_times_s, comments)
 
 
 def write_scored_timeline(timeline, out_path, wav_path, duration_s, bar_times_s, chords=None,
-                          overwrite=False):
+                          overwrite=False, name=None):
     """Write a copy of ``timeline`` with the score on a new audio track (see the module).
 
     Args:
@@ -76,6 +76,8 @@ def write_scored_timeline(timeline, out_path, wav_path, duration_s, bar_times_s,
         bar_times_s: the start of every bar (s from the timeline's start), increasing.
         chords: for each bar, its chord name or names (str or sequence of str), or None.
         overwrite: replace an existing ``out_path``.
+        name: the path errors name (default ``out_path``): the user's output, where
+            ``out_path`` is the run's temporary for it.
 
     Returns:
         ``out_path`` as a Path.
@@ -105,7 +107,7 @@ def write_scored_timeline(timeline, out_path, wav_path, duration_s, bar_times_s,
     rate = timeline_rate(timeline)
     frames = timeline.duration().rescaled_to(rate).value
     if abs(duration_s - frames / rate) > 1 / rate:
-        raise InputError(f"{out_path}: the music lasts {duration_s:.3f} s but the timeline "
+        raise InputError(f"{name or out_path}: the music lasts {duration_s:.3f} s but the timeline "
                          f"{frames / rate:.3f} s (a score of another edit?)")
     scored = copy.deepcopy(timeline)
     track = otio.schema.Track(name=SCORE_TRACK, kind=otio.schema.TrackKind.Audio)
@@ -116,6 +118,6 @@ def write_scored_timeline(timeline, out_path, wav_path, duration_s, bar_times_s,
             otio.adapters.write_to_file(scored, str(tmp), adapter_name=adapter)
         except Exception as e:  # noqa: BLE001 (the adapters raise anything they cannot express)
             detail = " ".join(str(e).split()) or type(e).__name__
-            raise InputError(f"{out_path}: the {suffix} writer cannot express this timeline "
-                             f"({detail}); write .otio, which holds any timeline") from None
+            raise InputError(f"{name or out_path}: the {suffix} writer cannot express this "
+                             f"timeline ({detail}); write .otio, which holds any timeline") from None
     return out_path
