@@ -14,6 +14,20 @@ class InputError(VbgmError):
     exit_code = 2
 
 
+def finite_number(value, name, what="number"):
+    """``value`` as a finite float, else an InputError in the words every number check uses:
+    "NAME must be a WHAT" / "NAME must be a finite WHAT, not VALUE"."""
+    import math
+
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{name} must be a {what}, not {value!r}") from None
+    if not math.isfinite(number):
+        raise InputError(f"{name} must be a finite {what}, not {value!r}")
+    return number
+
+
 class ModelLoadError(VbgmError):
     """A model, checkpoint or config that cannot be loaded."""
 

@@ -16,7 +16,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from .errors import InputError
+from .errors import InputError, finite_number
 from .music.harmony import PITCH_CLASSES, check_mode, parse_key
 from .music.instruments import GROUPS
 from .music.orchestration import PRESETS, parse_programs
@@ -42,12 +42,7 @@ def _number(value, name, low, high, unit=""):
     """A finite number inside ``[low, high]``, else an InputError naming the option."""
     if isinstance(value, bool):
         raise InputError(f"{name} must be a number, not {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise InputError(f"{name} must be a number, not {value!r}") from None
-    if not math.isfinite(number):
-        raise InputError(f"{name} must be a finite number, not {value!r}")
+    number = finite_number(value, name)
     if not low <= number <= high:
         raise InputError(f"{name} {value}{unit} is outside {low:g}..{high:g}{unit}")
     return number

@@ -14,7 +14,7 @@ from pathlib import Path
 import miditoolkit
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, finite_number
 from .instruments import GROUPS, track_group
 from .tokenizer import BAR, EOS, MIDI_TICKS_PER_BEAT, CPTokenizer
 
@@ -79,12 +79,7 @@ def load_prefix(path, keep_until_s):
         raise InputError(f"{path}: not a take written by vbgm (one tempo, "
                          f"{MIDI_TICKS_PER_BEAT} ticks per beat)")
     tempo = float(midi.tempo_changes[0].tempo)
-    try:
-        keep_until_s = float(keep_until_s)
-    except (TypeError, ValueError):
-        raise InputError(f"keep-until must be a number of seconds, not {keep_until_s!r}") from None
-    if not math.isfinite(keep_until_s):
-        raise InputError(f"keep-until must be a finite number of seconds, not {keep_until_s!r}")
+    keep_until_s = finite_number(keep_until_s, "keep-until", "number of seconds")
     bar_s = BEATS_PER_BAR * 60.0 / tempo
     n_bars = math.ceil(keep_until_s / bar_s - 1e-9)
     last_onset = max((n.start for i in midi.instruments for n in i.notes), default=-1)

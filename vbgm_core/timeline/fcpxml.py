@@ -9,7 +9,7 @@ exports (tests/fixtures/timelines/README.md).
 
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import cache
+from functools import cache, cached_property
 from xml.etree import ElementTree
 
 from ..errors import InputError
@@ -102,10 +102,11 @@ class Project:
         project = (event if event is not None else root).find("./project")
         return None if project is None else cls(path, root, project)
 
+    @cached_property
     def _used(self):
         """``(elements, resources)``: every element of the project and of the resources it
         uses (assets, effects, compound clips' sequences, at any depth), and the resources by
-        id."""
+        id; walked once (the checks, the rates and the generators all read it)."""
         resources = {e.get("id"): e for e in self.root.iterfind("./resources/*")}
         used, todo, seen = [], [self.element], set()
         while todo:
@@ -120,7 +121,7 @@ class Project:
     def generators(self):
         """Names of the generators (a ``<video>`` of an ``<effect>``: clouds, solids...) the
         project uses, on which the reader fails."""
-        used, resources = self._used()
+        used, resources = self._used
         return list(dict.fromkeys(
             e.get("name") or "unnamed" for e in used if e.tag == "video"
             and getattr(resources.get(e.get("ref")), "tag", None) == "effect"))
@@ -129,7 +130,7 @@ class Project:
         """Refuse, in one line, a project the reader would silently misread: one with multicam
         clips (it leaves them out) or retimed clips (a ``<timeMap>``: it plays them at normal
         speed, from other source frames than the editor's)."""
-        used = self._used()[0]
+        used = self._used[0]
         if self.element.find(".//mc-clip") is not None:
             raise InputError(f"{self.path}: holds multicam clips, which OpenTimelineIO's FCPXML "
                              "reader leaves out (their picture would be missing)")
@@ -150,7 +151,7 @@ class Project:
     def exact_rates(self):
         """Whether the project uses a format at a rate that is not a whole number (NTSC: 23.976,
         29.97, 59.94 fps), which the reader counts as the whole number below it."""
-        used = {e.get("format") for e in self._used()[0]}
+        used = {e.get("format") for e in self._used[0]}
         return any(fmt.get("id") in used and rate_of(fmt) and rate_of(fmt).denominator != 1
                    for fmt in self.root.iterfind("./resources/format"))
 

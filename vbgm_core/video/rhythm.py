@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, finite_number
 from ..files import atomic_path
 from . import beats as beats_mod
 from . import frames as frames_mod
@@ -35,13 +35,7 @@ class RangeWarning(UserWarning):
 
 def _seconds(value, what, path):
     """A range bound as a finite float; else an InputError naming it and the file."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{path}: {what} must be a number of seconds, not {value!r}") from None
-    if not math.isfinite(seconds):
-        raise InputError(f"{path}: {what} must be a finite number of seconds, not {value!r}")
-    return seconds
+    return finite_number(value, f"{path}: {what}", "number of seconds")
 
 
 @dataclass
