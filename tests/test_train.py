@@ -317,6 +317,15 @@ def test_compare_models_keeps_the_base_against_itself(tiny_model, tiny_dataset, 
         assert r["base"] == r["candidate"] or (math.isnan(r["base"]) and math.isnan(r["candidate"])), r
     assert len(result["pieces"]) == 2   # one clip x two genres x one seed
     assert result["losses"]["test"]["base"]["per_song"] == result["losses"]["test"]["candidate"]["per_song"]
+    # a setting judged on the same weights: the candidate's pieces are made with it
+    setting = compare_models.main([str(tiny_model), str(tiny_model), "--data", str(data),
+                                   "--clips", str(sample_clip), "--seeds", "0", "--crops", "1",
+                                   "--crop-len", "128", "--classifier", str(classifier),
+                                   "--candidate-sampling", "genre.guidance=0"])
+    assert setting["settings"]["sampling"] == {"base": [], "candidate": ["genre.guidance=0"]}
+    assert [p["base"]["n_tokens"] for p in setting["pieces"]] == \
+        [p["base"]["n_tokens"] for p in result["pieces"]]        # the base as before
+    assert any(p["base"] != p["candidate"] for p in setting["pieces"])   # unguided: other notes
 
     # The verdict's rules: a lower test loss wins unless a row is worse beyond its tolerance.
     row = compare_models.make_row
